@@ -1,0 +1,67 @@
+#include "metrics.h"
+
+namespace signaling {
+
+namespace {
+
+void metric(std::string& out, const char* name, const char* type, const char* help,
+            std::uint64_t value) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+  out += name;
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
+}
+
+}  // namespace
+
+std::string Metrics::render(std::size_t connections, std::size_t registered_users) const {
+  std::string out;
+  metric(out, "webrtc_call_connections", "gauge", "Open WebSocket connections.", connections);
+  metric(out, "webrtc_call_registered_users", "gauge", "Registered users (the user list).",
+         registered_users);
+  metric(out, "webrtc_call_connections_total", "counter", "WebSocket connections accepted.",
+         connections_total);
+  metric(out, "webrtc_call_messages_received_total", "counter",
+         "Text messages received from clients.", messages_received);
+  metric(out, "webrtc_call_messages_relayed_total", "counter",
+         "Messages delivered from one client to another.", messages_relayed);
+  metric(out, "webrtc_call_userlist_broadcasts_total", "counter", "Coalesced user list broadcasts.",
+         userlist_broadcasts);
+  metric(out, "webrtc_call_dead_peers_dropped_total", "counter",
+         "Connections dropped because the peer stopped answering keepalive pings.",
+         dead_peers_dropped);
+  metric(out, "webrtc_call_slow_peers_dropped_total", "counter",
+         "Connections dropped because their unsent data went over the limit.", slow_peers_dropped);
+
+  out +=
+      "# HELP webrtc_call_messages_refused_total Client messages refused, by reason.\n"
+      "# TYPE webrtc_call_messages_refused_total counter\n";
+  for (int i = 0; i < protocol::kErrorCodeCount; ++i) {
+    out += "webrtc_call_messages_refused_total{reason=\"";
+    out += protocol::to_string(static_cast<protocol::ErrorCode>(i));
+    out += "\"} ";
+    out += std::to_string(refused[static_cast<std::size_t>(i)]);
+    out += '\n';
+  }
+  out +=
+      "# HELP webrtc_call_handshakes_refused_total WebSocket handshakes refused, by reason.\n"
+      "# TYPE webrtc_call_handshakes_refused_total counter\n";
+  out += "webrtc_call_handshakes_refused_total{reason=\"origin\"} " +
+         std::to_string(handshakes_refused_origin) + "\n";
+  out += "webrtc_call_handshakes_refused_total{reason=\"limit\"} " +
+         std::to_string(handshakes_refused_limit) + "\n";
+  out += "webrtc_call_handshakes_refused_total{reason=\"bad-handshake\"} " +
+         std::to_string(handshakes_refused_bad) + "\n";
+  return out;
+}
+
+}  // namespace signaling

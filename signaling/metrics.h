@@ -1,0 +1,29 @@
+// Counters the server exposes on /metrics in Prometheus text format.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "protocol.h"
+
+namespace signaling {
+
+struct Metrics {
+  std::uint64_t connections_total = 0;    // WebSocket connections accepted since start
+  std::uint64_t messages_received = 0;    // text messages received from clients
+  std::uint64_t messages_relayed = 0;     // messages delivered from one client to another
+  std::uint64_t userlist_broadcasts = 0;  // coalesced user list flushes
+  std::array<std::uint64_t, protocol::kErrorCodeCount> refused{};  // by reason
+  // Handshakes refused before a WebSocket existed.
+  std::uint64_t handshakes_refused_origin = 0;
+  std::uint64_t handshakes_refused_limit = 0;
+  std::uint64_t handshakes_refused_bad = 0;
+  std::uint64_t dead_peers_dropped = 0;  // keepalive timeouts
+  std::uint64_t slow_peers_dropped = 0;  // send buffer over the limit
+
+  // Renders all counters plus the two gauges.
+  std::string render(std::size_t connections, std::size_t registered_users) const;
+};
+
+}  // namespace signaling

@@ -1,0 +1,393 @@
+#include "protocol.h"
+
+#include <cstring>
+
+namespace signaling::protocol {
+
+namespace {
+
+using gwc::GRef;
+
+// Types only the server may send: a client sending them to another user would spoof the
+// server (a fake user list, a fake id).
+bool is_server_only_type(std::string_view type) {
+  return type == "id" || type == "userlist" || type == "rejectusername" || type == "error";
+}
+
+std::string generate(JsonNode* root) {
+  GRef<JsonGenerator> gen = GRef<JsonGenerator>::adopt(json_generator_new());
+  json_generator_set_root(gen.get(), root);
+  gsize length = 0;
+  gwc::GCharPtr data(json_generator_to_data(gen.get(), &length));
+  return std::string(data.get(), length);
+}
+
+std::string generate_object(JsonObject* object) {
+  GRef<JsonNode> root = GRef<JsonNode>::adopt(json_node_alloc());
+  json_node_init_object(root.get(), object);
+  return generate(root.get());
+}
+
+GRef<JsonObject> new_typed_object(const char* type) {
+  GRef<JsonObject> o = GRef<JsonObject>::adopt(json_object_new());
+  json_object_set_string_member(o.get(), "type", type);
+  return o;
+}
+
+void set_string(JsonObject* o, const char* member, std::string_view value) {
+  json_object_set_string_member(o, member, std::string(value).c_str());
+}
+
+// Parses `text` into a JSON object after the size, NUL and depth checks.
+std::variant<GRef<JsonObject>, Error> parse_object(std::string_view text, const Limits& limits) {
+  if (text.size() > limits.max_message_bytes) {
+    return Error{ErrorCode::kTooLarge, "message of " + std::to_string(text.size()) +
+                                           " bytes is over the limit of " +
+                                           std::to_string(limits.max_message_bytes)};
+  }
+  if (std::memchr(text.data(), '\0', text.size()) != nullptr) {
+    return Error{ErrorCode::kMalformed, "message contains a NUL character"};
+  }
+  if (!depth_within(text, limits.max_depth)) {
+    return Error{ErrorCode::kTooDeep,
+                 "JSON nesting is deeper than " + std::to_string(limits.max_depth) + " levels"};
+  }
+  // One parser per thread, reused: creating a JsonParser per message costs more than
+  // parsing a small message.
+  thread_local GRef<JsonParser> parser = GRef<JsonParser>::adopt(json_parser_new());
+  gwc::GErrorPtr err;
+  if (!json_parser_load_from_data(parser.get(), text.data(), static_cast<gssize>(text.size()),
+                                  gwc::out(err))) {
+    return Error{ErrorCode::kMalformed,
+                 std::string("not valid JSON: ") + (err ? err->message : "parse failed")};
+  }
+  JsonNode* root = json_parser_get_root(parser.get());
+  if (root == nullptr || !JSON_NODE_HOLDS_OBJECT(root)) {
+    return Error{ErrorCode::kMalformed, "message is not a JSON object"};
+  }
+  return GRef<JsonObject>::ref(json_node_get_object(root));
+}
+
+// The string value of `member`, or nullopt when absent or of another type.
+std::optional<std::string> string_member(JsonObject* o, const char* member) {
+  JsonNode* n = json_object_get_member(o, member);
+  if (n == nullptr || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
+    return std::nullopt;
+  }
+  return std::string(json_node_get_string(n));
+}
+
+bool member_is_null_or_absent(JsonObject* o, const char* member) {
+  JsonNode* n = json_object_get_member(o, member);
+  return n == nullptr || JSON_NODE_HOLDS_NULL(n);
+}
+
+std::optional<Error> check_signal_fields(std::string_view type, JsonObject* o) {
+  auto wrong = [&](const char* what) {
+    return Error{ErrorCode::kWrongType, std::string(type) + ": " + what};
+  };
+  if (json_object_has_member(o, "target") && !member_is_null_or_absent(o, "target") &&
+      !string_member(o, "target")) {
+    return wrong("`target` must be a string");
+  }
+  if (type == "video-offer" || type == "video-answer") {
+    JsonNode* sdp = json_object_get_member(o, "sdp");
+    if (sdp == nullptr || !JSON_NODE_HOLDS_OBJECT(sdp)) {
+      return wrong("`sdp` must be an object {type, sdp}");
+    }
+    JsonObject* desc = json_node_get_object(sdp);
+    if (!string_member(desc, "sdp")) return wrong("`sdp.sdp` must be a string");
+    if (json_object_has_member(desc, "type") && !string_member(desc, "type")) {
+      return wrong("`sdp.type` must be a string");
+    }
+  } else if (type == "new-ice-candidate") {
+    JsonNode* cand = json_object_get_member(o, "candidate");
+    if (cand == nullptr) return wrong("`candidate` is missing");
+    if (JSON_NODE_HOLDS_OBJECT(cand)) {
+      JsonObject* c = json_node_get_object(cand);
+      if (!string_member(c, "candidate")) return wrong("`candidate.candidate` must be a string");
+    } else if (!JSON_NODE_HOLDS_NULL(cand)) {
+      return wrong("`candidate` must be an object or null");
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+const char* to_string(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kMalformed:
+      return "malformed";
+    case ErrorCode::kWrongType:
+      return "wrong-type";
+    case ErrorCode::kTooLarge:
+      return "too-large";
+    case ErrorCode::kTooDeep:
+      return "too-deep";
+    case ErrorCode::kBadName:
+      return "bad-name";
+    case ErrorCode::kUnregistered:
+      return "unregistered";
+    case ErrorCode::kUserUnavailable:
+      return "user-unavailable";
+    case ErrorCode::kNoTarget:
+      return "no-target";
+    case ErrorCode::kUnknownType:
+      return "unknown-type";
+    case ErrorCode::kRateLimited:
+      return "rate-limited";
+    case ErrorCode::kForbidden:
+      return "forbidden";
+  }
+  return "unknown";
+}
+
+bool depth_within(std::string_view json, unsigned max_depth) {
+  unsigned depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : json) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        if (++depth > max_depth) return false;
+        break;
+      case ']':
+      case '}':
+        if (depth > 0) --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return true;
+}
+
+std::optional<std::string> normalize_name(std::string_view raw, std::string* why) {
+  auto refuse = [&](const char* reason) -> std::optional<std::string> {
+    if (why) *why = reason;
+    return std::nullopt;
+  };
+  if (raw.size() > kMaxNameChars * 4 + 64) return refuse("name is longer than 64 characters");
+  if (!g_utf8_validate_len(raw.data(), raw.size(), nullptr)) return refuse("name is not UTF-8");
+  gwc::GCharPtr nfc(g_utf8_normalize(raw.data(), static_cast<gssize>(raw.size()), G_NORMALIZE_NFC));
+  if (!nfc) return refuse("name is not UTF-8");
+
+  // Trim Unicode white space at both ends.
+  const char* begin = nfc.get();
+  const char* end = begin + std::strlen(begin);
+  while (begin < end && g_unichar_isspace(g_utf8_get_char(begin))) begin = g_utf8_next_char(begin);
+  while (end > begin) {
+    const char* prev = g_utf8_find_prev_char(begin, end);
+    if (prev == nullptr || !g_unichar_isspace(g_utf8_get_char(prev))) break;
+    end = prev;
+  }
+  if (begin == end) return refuse("name is empty");
+
+  std::size_t chars = 0;
+  for (const char* p = begin; p < end; p = g_utf8_next_char(p)) {
+    gunichar c = g_utf8_get_char(p);
+    if (++chars > kMaxNameChars) return refuse("name is longer than 64 characters");
+    switch (g_unichar_type(c)) {
+      case G_UNICODE_CONTROL:
+      case G_UNICODE_FORMAT:
+      case G_UNICODE_LINE_SEPARATOR:
+      case G_UNICODE_PARAGRAPH_SEPARATOR:
+      case G_UNICODE_SURROGATE:
+      case G_UNICODE_UNASSIGNED:
+      case G_UNICODE_PRIVATE_USE:
+        return refuse("name contains control or invisible characters");
+      default:
+        break;
+    }
+    if (c == '<' || c == '>' || c == '&' || c == '"' || c == '\'') {
+      return refuse("name contains one of < > & \" '");
+    }
+  }
+  return std::string(begin, end);
+}
+
+std::string strip_markup(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '<') {
+      std::size_t close = text.find('>', i + 1);
+      if (close != std::string_view::npos) {
+        i = close;  // drop the whole tag
+      }
+      continue;  // a lone '<' is dropped too
+    }
+    if (c == '>') continue;
+    out.push_back(c);
+  }
+  return out;
+}
+
+bool is_call_signal(std::string_view type) {
+  return type == "video-offer" || type == "video-answer" || type == "new-ice-candidate" ||
+         type == "hang-up";
+}
+
+ParseResult parse_client(std::string_view text, const Limits& limits) {
+  auto parsed = parse_object(text, limits);
+  if (auto* e = std::get_if<Error>(&parsed)) return std::move(*e);
+  GRef<JsonObject> o = std::move(std::get<GRef<JsonObject>>(parsed));
+
+  std::optional<std::string> type = string_member(o.get(), "type");
+  if (!type || type->empty()) return Error{ErrorCode::kMalformed, "message has no string `type`"};
+
+  if (*type == "username") {
+    std::optional<std::string> name = string_member(o.get(), "name");
+    if (!name) return Error{ErrorCode::kWrongType, "username: `name` must be a string"};
+    Username u{std::move(*name), string_member(o.get(), "token")};
+    return ClientMessage{std::move(u)};
+  }
+  if (*type == "message") {
+    std::optional<std::string> chat_text = string_member(o.get(), "text");
+    if (!chat_text) return Error{ErrorCode::kWrongType, "message: `text` must be a string"};
+    Chat chat{std::move(*chat_text), {}};
+    JsonNode* date = json_object_get_member(o.get(), "date");
+    if (date && JSON_NODE_HOLDS_VALUE(date) &&
+        (json_node_get_value_type(date) == G_TYPE_INT64 ||
+         json_node_get_value_type(date) == G_TYPE_DOUBLE)) {
+      chat.date = GRef<JsonNode>::adopt(json_node_copy(date));
+    }
+    return ClientMessage{std::move(chat)};
+  }
+  if (is_server_only_type(*type)) {
+    return Error{ErrorCode::kUnknownType, "`" + *type + "` messages are sent by the server only"};
+  }
+  if (auto e = check_signal_fields(*type, o.get())) return std::move(*e);
+
+  Signal s{std::move(*type), string_member(o.get(), "target"), std::move(o)};
+  if (!s.target) s.target = string_member(s.object.get(), "targetUsername");
+  return ClientMessage{std::move(s)};
+}
+
+std::string make_id(std::uint64_t id) {
+  GRef<JsonObject> o = new_typed_object("id");
+  json_object_set_int_member(o.get(), "id", static_cast<gint64>(id));
+  return generate_object(o.get());
+}
+
+std::string make_reject_username(std::uint64_t id, std::string_view name) {
+  GRef<JsonObject> o = new_typed_object("rejectusername");
+  json_object_set_int_member(o.get(), "id", static_cast<gint64>(id));
+  set_string(o.get(), "name", name);
+  return generate_object(o.get());
+}
+
+std::string make_userlist(const std::vector<std::string>& users) {
+  GRef<JsonObject> o = new_typed_object("userlist");
+  JsonArray* a = json_array_sized_new(static_cast<guint>(users.size()));
+  for (const std::string& u : users) json_array_add_string_element(a, u.c_str());
+  json_object_set_array_member(o.get(), "users", a);
+  return generate_object(o.get());
+}
+
+std::string make_chat(std::string_view name, std::string_view text, JsonNode* date) {
+  GRef<JsonObject> o = new_typed_object("message");
+  set_string(o.get(), "name", name);
+  set_string(o.get(), "text", text);
+  if (date) {
+    json_object_set_member(o.get(), "date", json_node_copy(date));
+  } else {
+    json_object_set_int_member(o.get(), "date", g_get_real_time() / 1000);
+  }
+  return generate_object(o.get());
+}
+
+std::string make_hang_up(std::string_view name, std::string_view target, std::string_view reason) {
+  GRef<JsonObject> o = new_typed_object("hang-up");
+  set_string(o.get(), "name", name);
+  set_string(o.get(), "target", target);
+  set_string(o.get(), "reason", reason);
+  return generate_object(o.get());
+}
+
+std::string make_error(ErrorCode code, std::string_view message) {
+  GRef<JsonObject> o = new_typed_object("error");
+  json_object_set_string_member(o.get(), "code", to_string(code));
+  set_string(o.get(), "message", message);
+  return generate_object(o.get());
+}
+
+std::string stamp_name(JsonObject* object, std::string_view name) {
+  set_string(object, "name", name);
+  return generate_object(object);
+}
+
+std::string to_text(JsonObject* object) {
+  return generate_object(object);
+}
+std::string to_text(JsonNode* node) {
+  return generate(node);
+}
+
+std::variant<ServerMessage, Error> parse_server(std::string_view text, const Limits& limits) {
+  auto parsed = parse_object(text, limits);
+  if (auto* e = std::get_if<Error>(&parsed)) return std::move(*e);
+  GRef<JsonObject> o = std::move(std::get<GRef<JsonObject>>(parsed));
+  std::optional<std::string> type = string_member(o.get(), "type");
+  if (!type) return Error{ErrorCode::kMalformed, "message has no string `type`"};
+
+  auto wrong = [&](const char* what) { return Error{ErrorCode::kWrongType, *type + ": " + what}; };
+  if (*type == "id") {
+    JsonNode* id = json_object_get_member(o.get(), "id");
+    if (!id || !JSON_NODE_HOLDS_VALUE(id)) return wrong("`id` must be a number");
+    // The sample server sends Date.now() based ids; accept integers and doubles.
+    GType t = json_node_get_value_type(id);
+    if (t == G_TYPE_INT64)
+      return ServerMessage{IdMsg{static_cast<std::uint64_t>(json_node_get_int(id))}};
+    if (t == G_TYPE_DOUBLE) {
+      return ServerMessage{IdMsg{static_cast<std::uint64_t>(json_node_get_double(id))}};
+    }
+    return wrong("`id` must be a number");
+  }
+  if (*type == "rejectusername") {
+    auto name = string_member(o.get(), "name");
+    if (!name) return wrong("`name` must be a string");
+    return ServerMessage{RejectUsernameMsg{std::move(*name)}};
+  }
+  if (*type == "userlist") {
+    JsonNode* users = json_object_get_member(o.get(), "users");
+    if (!users || !JSON_NODE_HOLDS_ARRAY(users)) return wrong("`users` must be an array");
+    UserListMsg list;
+    JsonArray* a = json_node_get_array(users);
+    for (guint i = 0; i < json_array_get_length(a); ++i) {
+      JsonNode* n = json_array_get_element(a, i);
+      if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) {
+        list.users.emplace_back(json_node_get_string(n));
+      }
+    }
+    return ServerMessage{std::move(list)};
+  }
+  if (*type == "message") {
+    return ServerMessage{ChatMsg{string_member(o.get(), "name").value_or(""),
+                                 string_member(o.get(), "text").value_or("")}};
+  }
+  if (*type == "error") {
+    return ServerMessage{ErrorMsg{string_member(o.get(), "code").value_or(""),
+                                  string_member(o.get(), "message").value_or("")}};
+  }
+  std::string name = string_member(o.get(), "name").value_or("");
+  return ServerMessage{RelayedMsg{std::move(*type), std::move(name), std::move(o)}};
+}
+
+}  // namespace signaling::protocol

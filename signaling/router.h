@@ -1,0 +1,125 @@
+// The router: who may send what to whom.
+//
+// A pure state machine: it is fed connection events and message texts and answers with
+// the effects the transport must carry out (texts to send, connections to close). It does
+// no I/O and reads no clock: callers pass the time. Registration, renames, call pairing,
+// name stamping, rate limits and the user list all live here, so every rule of
+// PROTOCOL.md can be unit-tested by feeding messages.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol.h"
+
+namespace signaling {
+
+using ConnId = std::uint64_t;
+
+// WebSocket close codes the router asks for.
+inline constexpr unsigned short kClosePolicy = 1008;  // garbage, flooding
+inline constexpr unsigned short kCloseTooBig = 1009;  // message over the size limit
+inline constexpr unsigned short kCloseGoingAway = 1001;
+
+struct RouterConfig {
+  protocol::Limits limits;
+  // Token bucket per connection: sustained rate and burst, in messages.
+  double max_messages_per_second = 50.0;
+  double burst = 100.0;
+  // Refused messages (malformed, wrong types, bad names, ...) a connection may send before
+  // it is closed with 1008.
+  unsigned max_bad_messages = 10;
+  // Rate-limited messages in a row before the connection is closed with 1008.
+  unsigned max_rate_strikes = 200;
+  // When non-empty, `username` must carry this `token` (unless the transport already
+  // checked it at the handshake).
+  std::string token;
+};
+
+struct Effects {
+  struct Send {
+    ConnId to;
+    std::shared_ptr<const std::string> text;
+  };
+  struct Close {
+    ConnId conn;
+    unsigned short code;
+    std::string reason;
+  };
+  // A connection event worth one log line (registered, renamed, refused, closed...).
+  struct Event {
+    ConnId conn;
+    std::string what;
+    std::string detail;
+  };
+  std::vector<Send> sends;
+  std::vector<Close> closes;
+  std::vector<Event> events;
+  std::vector<protocol::ErrorCode> refused;  // one entry per refused message
+  std::uint64_t relayed = 0;                 // messages delivered from one client to another
+  bool userlist_changed = false;
+
+  void clear() { *this = Effects(); }
+};
+
+class Router {
+ public:
+  explicit Router(RouterConfig config);
+
+  // A WebSocket connection opened. Sends its `id`. `authorized`: the transport already
+  // checked the token (or none is required).
+  void connect(ConnId conn, bool authorized, std::int64_t now_us, Effects& fx);
+  // A text message arrived.
+  void receive(ConnId conn, std::string_view text, std::int64_t now_us, Effects& fx);
+  // The transport refused a message itself (e.g. a fragmented message over the size
+  // limit): counts it and answers with an error.
+  void refuse(ConnId conn, protocol::ErrorCode code, std::string_view why, Effects& fx);
+  // The connection is gone (closed, dead, or closed by us). Call partners get a hang-up.
+  void disconnect(ConnId conn, Effects& fx);
+
+  // The current user list as a `userlist` message, sorted by name.
+  std::string userlist_message() const;
+  // Registered connections: those that receive the user list.
+  std::vector<ConnId> registered() const;
+
+  std::size_t connection_count() const { return conns_.size(); }
+  std::size_t registered_count() const { return by_name_.size(); }
+  // The registered name of a connection, empty when unregistered or unknown.
+  std::string name_of(ConnId conn) const;
+  // Call partners of a connection (by connection id).
+  std::set<ConnId> partners_of(ConnId conn) const;
+  const RouterConfig& config() const { return config_; }
+
+ private:
+  struct Conn {
+    std::string name;  // empty until registered
+    bool authorized = false;
+    double tokens = 0;
+    std::int64_t last_refill_us = 0;
+    unsigned bad_messages = 0;
+    unsigned rate_strikes = 0;
+    std::set<ConnId> partners;
+  };
+
+  bool take_token(Conn& c, std::int64_t now_us);
+  void send(Effects& fx, ConnId to, std::string text);
+  void refuse_message(ConnId id, Conn& c, protocol::ErrorCode code, std::string_view why,
+                      Effects& fx);
+  void handle_username(ConnId id, Conn& c, protocol::Username& msg, Effects& fx);
+  void handle_chat(ConnId id, Conn& c, protocol::Chat& msg, Effects& fx);
+  void handle_signal(ConnId id, Conn& c, protocol::Signal& msg, Effects& fx);
+  std::string unique_name(const std::string& wanted) const;
+  void pair(ConnId a, ConnId b);
+  void unpair(ConnId a, ConnId b);
+
+  RouterConfig config_;
+  std::unordered_map<ConnId, Conn> conns_;
+  std::unordered_map<std::string, ConnId> by_name_;
+};
+
+}  // namespace signaling

@@ -1,0 +1,64 @@
+// The transport of the signaling server: libsoup-3 HTTP + WebSocket server.
+//
+// It carries bytes between sockets and the Router and nothing else: handshakes (Origin,
+// subprotocol `json`, connection limits), the frame guard (total message size, liveness,
+// send backlog), keepalive, the coalesced user list, /healthz, /metrics and the web client's
+// files. It runs on the thread-default GMainContext of the thread that starts it and must
+// only be used from that thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gref.h"
+#include "router.h"
+
+namespace signaling {
+
+struct ServerConfig {
+  std::string address;        // empty: every interface (IPv6 and IPv4)
+  unsigned port = 8443;       // 0: any free port
+  std::string tls_cert_file;  // PEM; with tls_key_file: https and wss
+  std::string tls_key_file;
+  std::string web_root;                      // folder served on GET /, empty: none
+  std::vector<std::string> allowed_origins;  // empty: any Origin (and none) is accepted
+  RouterConfig router;
+  unsigned max_connections = 10000;
+  unsigned max_connections_per_address = 100;
+  unsigned keepalive_interval_s = 15;  // ping period
+  unsigned keepalive_timeout_s = 40;   // silence after which a peer is dropped
+  unsigned userlist_delay_ms = 20;     // coalescing window of user list broadcasts
+  std::size_t max_send_backlog_bytes =
+      32 * 1024 * 1024;  // unsent bytes before a slow peer is dropped
+};
+
+class Server {
+ public:
+  // Starts listening. Returns nullptr and sets `error` when the address cannot be bound
+  // or the certificate cannot be read.
+  static std::unique_ptr<Server> start(ServerConfig config, gwc::GErrorPtr& error);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The URIs the server listens on (http:// or https://, with the real port).
+  std::vector<std::string> listening_uris() const;
+  bool tls() const;
+
+  // Closes every WebSocket with a close frame (1001) and calls `done` once all are closed,
+  // or after `timeout_ms` at the latest.
+  void shutdown(unsigned timeout_ms, std::function<void()> done);
+
+  std::string metrics_text() const;
+
+  class Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace signaling
