@@ -1,0 +1,362 @@
+// The router as a pure state machine: feed it messages, check the effects.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "router.h"
+
+using signaling::ConnId;
+using signaling::Effects;
+using signaling::Router;
+using signaling::RouterConfig;
+namespace protocol = signaling::protocol;
+using protocol::ErrorCode;
+
+namespace {
+
+struct Msg {
+  std::string type;
+  protocol::ServerMessage parsed;
+  std::string text;
+};
+
+class Harness {
+ public:
+  explicit Harness(RouterConfig config = {}) : router(std::move(config)) {}
+
+  Effects connect(ConnId id, bool authorized = true) {
+    Effects fx;
+    router.connect(id, authorized, now_us, fx);
+    return fx;
+  }
+  Effects send(ConnId id, const std::string& text) {
+    Effects fx;
+    router.receive(id, text, now_us, fx);
+    return fx;
+  }
+  Effects disconnect(ConnId id) {
+    Effects fx;
+    router.disconnect(id, fx);
+    return fx;
+  }
+  // Connects and registers.
+  void join(ConnId id, const std::string& name) {
+    connect(id);
+    send(id, R"({"type":"username","name":")" + name + R"("})");
+  }
+
+  Router router;
+  std::int64_t now_us = 1'000'000;
+};
+
+std::string type_of(const protocol::ServerMessage& m) {
+  if (std::holds_alternative<protocol::IdMsg>(m)) return "id";
+  if (std::holds_alternative<protocol::RejectUsernameMsg>(m)) return "rejectusername";
+  if (std::holds_alternative<protocol::UserListMsg>(m)) return "userlist";
+  if (std::holds_alternative<protocol::ChatMsg>(m)) return "message";
+  if (std::holds_alternative<protocol::ErrorMsg>(m)) return "error";
+  return std::get<protocol::RelayedMsg>(m).type;
+}
+
+// Messages sent to `to`, parsed.
+std::vector<Msg> to(const Effects& fx, ConnId id) {
+  std::vector<Msg> out;
+  for (const auto& s : fx.sends) {
+    if (s.to != id) continue;
+    auto r = protocol::parse_server(*s.text, {});
+    auto& m = std::get<protocol::ServerMessage>(r);
+    out.push_back({type_of(m), m, *s.text});
+  }
+  return out;
+}
+
+std::string error_code(const Effects& fx, ConnId id) {
+  for (auto& m : to(fx, id)) {
+    if (m.type == "error") return std::get<protocol::ErrorMsg>(m.parsed).code;
+  }
+  return "";
+}
+
+const protocol::RelayedMsg& relayed(const Msg& m) {
+  return std::get<protocol::RelayedMsg>(m.parsed);
+}
+
+const char* kOffer =
+    R"({"type":"video-offer","name":"x","target":"bob","sdp":{"type":"offer","sdp":"v=0\r\n"}})";
+
+}  // namespace
+
+TEST(Router, IdIsTheFirstMessage) {
+  Harness h;
+  Effects fx = h.connect(7);
+  auto msgs = to(fx, 7);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(std::get<protocol::IdMsg>(msgs[0].parsed).id, 7u);
+}
+
+TEST(Router, RegistrationChangesTheUserList) {
+  Harness h;
+  h.connect(1);
+  Effects fx = h.send(1, R"({"type":"username","name":"alice","id":1,"date":0})");
+  EXPECT_TRUE(fx.userlist_changed);
+  EXPECT_TRUE(fx.sends.empty());  // the list itself is broadcast by the transport, coalesced
+  EXPECT_EQ(h.router.name_of(1), "alice");
+  auto list = std::get<protocol::UserListMsg>(
+      std::get<protocol::ServerMessage>(protocol::parse_server(h.router.userlist_message(), {})));
+  EXPECT_EQ(list.users, std::vector<std::string>{"alice"});
+  EXPECT_EQ(h.router.registered(), std::vector<ConnId>{1});
+}
+
+TEST(Router, DuplicateNameGetsANumber) {
+  Harness h;
+  h.join(1, "alice");
+  h.connect(2);
+  Effects fx = h.send(2, R"({"type":"username","name":"alice"})");
+  auto msgs = to(fx, 2);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(std::get<protocol::RejectUsernameMsg>(msgs[0].parsed).name, "alice1");
+  EXPECT_EQ(h.router.name_of(2), "alice1");
+  h.connect(3);
+  h.send(3, R"({"type":"username","name":"alice"})");
+  EXPECT_EQ(h.router.name_of(3), "alice2");
+}
+
+TEST(Router, DuplicateOfA64CharNameStaysWithinTheLimit) {
+  Harness h;
+  std::string name(64, 'n');
+  h.join(1, name);
+  h.join(2, name);
+  EXPECT_EQ(h.router.name_of(2), std::string(63, 'n') + "1");
+}
+
+TEST(Router, RenameFreesTheOldName) {
+  Harness h;
+  h.join(1, "alice");
+  Effects fx = h.send(1, R"({"type":"username","name":"alicia"})");
+  EXPECT_TRUE(fx.userlist_changed);
+  EXPECT_EQ(h.router.name_of(1), "alicia");
+  h.join(2, "alice");
+  EXPECT_EQ(h.router.name_of(2), "alice");
+  // Same name again: nothing happens.
+  EXPECT_FALSE(h.send(1, R"({"type":"username","name":"alicia"})").userlist_changed);
+}
+
+TEST(Router, UnregisteredMaySendOnlyUsername) {
+  Harness h;
+  h.join(2, "bob");
+  h.connect(1);
+  Effects fx = h.send(1, kOffer);
+  EXPECT_EQ(error_code(fx, 1), "unregistered");
+  EXPECT_TRUE(to(fx, 2).empty());
+  EXPECT_EQ(fx.relayed, 0u);
+}
+
+TEST(Router, TargetedMessageGoesToTargetOnlyWithStampedName) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.join(3, "carol");
+  Effects fx = h.send(1, kOffer);
+  auto msgs = to(fx, 2);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(relayed(msgs[0]).type, "video-offer");
+  EXPECT_EQ(relayed(msgs[0]).name, "alice");  // not "x"
+  EXPECT_TRUE(to(fx, 3).empty());
+  EXPECT_TRUE(to(fx, 1).empty());
+  EXPECT_EQ(fx.relayed, 1u);
+  EXPECT_EQ(h.router.partners_of(1), std::set<ConnId>{2});
+}
+
+TEST(Router, ApplicationMessagesWithTargetAreRelayed) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  Effects fx = h.send(1, R"({"type":"app-ping","target":"bob","seq":1})");
+  auto msgs = to(fx, 2);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(relayed(msgs[0]).type, "app-ping");
+  EXPECT_EQ(json_object_get_int_member(relayed(msgs[0]).object.get(), "seq"), 1);
+  // Without a target: refused, never broadcast.
+  fx = h.send(1, R"({"type":"app-ping","seq":2})");
+  EXPECT_EQ(error_code(fx, 1), "no-target");
+  EXPECT_TRUE(to(fx, 2).empty());
+}
+
+TEST(Router, UntargetedSignalingGoesToTheCallPartnerOnly) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.join(3, "carol");
+  // No call yet: refused.
+  Effects fx = h.send(2, R"({"type":"new-ice-candidate","candidate":{"candidate":"c"}})");
+  EXPECT_EQ(error_code(fx, 2), "no-target");
+  EXPECT_TRUE(to(fx, 1).empty() && to(fx, 3).empty());
+
+  h.send(1, kOffer);  // alice calls bob
+  for (const char* answer :
+       {R"({"type":"video-answer","sdp":{"type":"answer","sdp":"v=0"}})",
+        R"({"type":"video-answer","target":null,"sdp":{"type":"answer","sdp":"v=0"}})",
+        R"({"type":"new-ice-candidate","targetUsername":"alice","candidate":{"candidate":"c"}})"}) {
+    fx = h.send(2, answer);
+    ASSERT_EQ(to(fx, 1).size(), 1u) << answer;
+    EXPECT_EQ(relayed(to(fx, 1)[0]).name, "bob");
+    EXPECT_TRUE(to(fx, 3).empty());
+  }
+}
+
+TEST(Router, UntargetedWithSeveralCallsIsAmbiguous) {
+  Harness h;
+  h.join(1, "hub");
+  h.join(2, "bob");
+  h.join(3, "carol");
+  h.send(1, R"({"type":"video-offer","target":"bob","sdp":{"sdp":"v=0"}})");
+  h.send(1, R"({"type":"video-offer","target":"carol","sdp":{"sdp":"v=0"}})");
+  Effects fx = h.send(1, R"({"type":"new-ice-candidate","candidate":{"candidate":"c"}})");
+  EXPECT_EQ(error_code(fx, 1), "no-target");
+  EXPECT_TRUE(to(fx, 2).empty() && to(fx, 3).empty());
+}
+
+TEST(Router, OfferToAbsentUserIsAnsweredWithHangUp) {
+  Harness h;
+  h.join(1, "alice");
+  Effects fx = h.send(1, R"({"type":"video-offer","target":"ghost","sdp":{"sdp":"v=0"}})");
+  auto msgs = to(fx, 1);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "hang-up");
+  EXPECT_EQ(relayed(msgs[0]).name, "ghost");
+  EXPECT_EQ(std::string(json_object_get_string_member(relayed(msgs[0]).object.get(), "reason")),
+            "user-unavailable");
+  ASSERT_EQ(fx.refused.size(), 1u);
+  EXPECT_EQ(fx.refused[0], ErrorCode::kUserUnavailable);
+  // Other messages to an absent user: an error.
+  fx = h.send(1, R"({"type":"new-ice-candidate","target":"ghost","candidate":null})");
+  EXPECT_EQ(error_code(fx, 1), "user-unavailable");
+}
+
+TEST(Router, DisconnectHangsUpOnPartners) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.join(3, "carol");
+  h.send(1, kOffer);
+  Effects fx = h.disconnect(1);
+  EXPECT_TRUE(fx.userlist_changed);
+  auto msgs = to(fx, 2);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "hang-up");
+  EXPECT_EQ(relayed(msgs[0]).name, "alice");
+  EXPECT_TRUE(to(fx, 3).empty());
+  EXPECT_TRUE(h.router.partners_of(2).empty());
+  EXPECT_EQ(h.router.registered_count(), 2u);
+}
+
+TEST(Router, HangUpEndsThePairing) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.send(1, kOffer);
+  Effects fx = h.send(2, R"({"type":"hang-up","name":"bob","target":"alice"})");
+  EXPECT_EQ(to(fx, 1).size(), 1u);
+  EXPECT_TRUE(h.router.partners_of(1).empty());
+  fx = h.disconnect(2);
+  EXPECT_TRUE(to(fx, 1).empty());  // no call any more, no hang-up
+}
+
+TEST(Router, ChatGoesToEveryoneWithMarkupStripped) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  Effects fx =
+      h.send(1, R"({"type":"message","name":"eve","text":"<b>hi</b> <script>x</script>"})");
+  for (ConnId id : {1, 2}) {
+    auto msgs = to(fx, id);
+    ASSERT_EQ(msgs.size(), 1u);
+    auto chat = std::get<protocol::ChatMsg>(msgs[0].parsed);
+    EXPECT_EQ(chat.name, "alice");
+    EXPECT_EQ(chat.text, "hi x");
+  }
+}
+
+TEST(Router, BadNamesAreRefused) {
+  Harness h;
+  h.connect(1);
+  Effects fx = h.send(1, R"({"type":"username","name":"<img>"})");
+  EXPECT_EQ(error_code(fx, 1), "bad-name");
+  EXPECT_FALSE(fx.userlist_changed);
+  EXPECT_EQ(h.router.registered_count(), 0u);
+}
+
+TEST(Router, RateLimitWithOneErrorPerBurst) {
+  RouterConfig config;
+  config.max_messages_per_second = 5;
+  config.burst = 5;
+  Harness h(config);
+  h.join(1, "alice");  // uses one token
+  h.join(2, "bob");
+  int relayed_count = 0, errors = 0;
+  for (int i = 0; i < 20; ++i) {
+    Effects fx = h.send(1, R"({"type":"app","target":"bob"})");
+    relayed_count += static_cast<int>(fx.relayed);
+    errors += error_code(fx, 1) == "rate-limited";
+  }
+  EXPECT_EQ(relayed_count, 4);
+  EXPECT_EQ(errors, 1);
+  h.now_us += 1'000'000;  // a second later the bucket is full again
+  EXPECT_EQ(h.send(1, R"({"type":"app","target":"bob"})").relayed, 1u);
+}
+
+TEST(Router, FloodingIsClosedWithPolicyViolation) {
+  RouterConfig config;
+  config.max_messages_per_second = 1;
+  config.burst = 1;
+  config.max_rate_strikes = 10;
+  Harness h(config);
+  h.join(1, "alice");
+  bool closed = false;
+  for (int i = 0; i < 12 && !closed; ++i) {
+    Effects fx = h.send(1, "{}");
+    closed = !fx.closes.empty() && fx.closes[0].code == signaling::kClosePolicy;
+  }
+  EXPECT_TRUE(closed);
+}
+
+TEST(Router, GarbageIsClosedAfterTheLimit) {
+  RouterConfig config;
+  config.max_bad_messages = 3;
+  Harness h(config);
+  h.connect(1);
+  for (int i = 0; i < 3; ++i) {
+    Effects fx = h.send(1, "garbage");
+    EXPECT_EQ(error_code(fx, 1), "malformed");
+    EXPECT_TRUE(fx.closes.empty());
+  }
+  Effects fx = h.send(1, "garbage");
+  ASSERT_EQ(fx.closes.size(), 1u);
+  EXPECT_EQ(fx.closes[0].code, signaling::kClosePolicy);
+}
+
+TEST(Router, TooLargeClosesWith1009) {
+  Harness h;
+  h.connect(1);
+  Effects fx;
+  h.router.refuse(1, ErrorCode::kTooLarge, "8 MiB", fx);
+  EXPECT_EQ(error_code(fx, 1), "too-large");
+  ASSERT_EQ(fx.closes.size(), 1u);
+  EXPECT_EQ(fx.closes[0].code, signaling::kCloseTooBig);
+}
+
+TEST(Router, TokenRequiredToRegister) {
+  RouterConfig config;
+  config.token = "s3cret";
+  Harness h(config);
+  h.connect(1, /*authorized=*/false);
+  EXPECT_EQ(error_code(h.send(1, R"({"type":"username","name":"a"})"), 1), "forbidden");
+  EXPECT_EQ(error_code(h.send(1, R"({"type":"username","name":"a","token":"nope"})"), 1),
+            "forbidden");
+  h.send(1, R"({"type":"username","name":"a","token":"s3cret"})");
+  EXPECT_EQ(h.router.name_of(1), "a");
+  h.connect(2, /*authorized=*/true);  // checked at the handshake (?token=)
+  h.send(2, R"({"type":"username","name":"b"})");
+  EXPECT_EQ(h.router.name_of(2), "b");
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what gst-webrtc-call needs on Debian 12, and nothing that is already there.
+# Idempotent: run it as often as you like. Debian packages only, plus playwright-core from
+# npm for the browser tests (it drives Debian's /usr/bin/chromium; it never downloads a browser).
+#   tools/install-deps.sh          build and run (the demo)
+#   tools/install-deps.sh --test   also everything the test suite needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+build_pkgs=(
+  g++ meson ninja-build pkg-config
+  libglib2.0-dev libsoup-3.0-dev libjson-glib-dev glib-networking
+)
+test_pkgs=(
+  libgtest-dev libgmock-dev
+  chromium nodejs npm iproute2 curl openssl procps
+)
+
+pkgs=("${build_pkgs[@]}")
+[ "$want_tests" = 1 ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  # A Node.js from elsewhere (e.g. nodesource) is fine: only install Debian's when there is none.
+  if { [ "$p" = nodejs ] && command -v node >/dev/null; } || { [ "$p" = npm ] && command -v npm >/dev/null; }; then
+    continue
+  fi
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "Installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$want_tests" = 1 ]; then
+  if [ ! -d tests/browser/node_modules/playwright-core ] ||
+     ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.package-lock.json; then
+    echo "Installing playwright-core (pinned in tests/browser/package-lock.json)"
+    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
