@@ -1,5 +1,6 @@
 #include "protocol.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace signaling::protocol {
@@ -34,8 +35,44 @@ GRef<JsonObject> new_typed_object(const char* type) {
   return o;
 }
 
+// Strings the server writes must be valid UTF-8 (a WebSocket text frame is); parser error
+// messages quote the invalid input, so repair rather than trust.
 void set_string(JsonObject* o, const char* member, std::string_view value) {
-  json_object_set_string_member(o, member, std::string(value).c_str());
+  if (g_utf8_validate_len(value.data(), value.size(), nullptr)) {
+    json_object_set_string_member(o, member, std::string(value).c_str());
+  } else {
+    gwc::GCharPtr valid(g_utf8_make_valid(value.data(), static_cast<gssize>(value.size())));
+    json_object_set_string_member(o, member, valid.get());
+  }
+}
+
+// json-glib parses 1e999 as infinity and would then write `inf.0`, which is not JSON.
+// Recursion is bounded: depth_within() ran first.
+bool numbers_finite(JsonNode* node) {
+  switch (JSON_NODE_TYPE(node)) {
+    case JSON_NODE_OBJECT: {
+      JsonObjectIter it;
+      JsonNode* member = nullptr;
+      json_object_iter_init(&it, json_node_get_object(node));
+      while (json_object_iter_next(&it, nullptr, &member)) {
+        if (!numbers_finite(member)) return false;
+      }
+      return true;
+    }
+    case JSON_NODE_ARRAY: {
+      JsonArray* a = json_node_get_array(node);
+      for (guint i = 0, n = json_array_get_length(a); i < n; ++i) {
+        if (!numbers_finite(json_array_get_element(a, i))) return false;
+      }
+      return true;
+    }
+    case JSON_NODE_VALUE:
+      return json_node_get_value_type(node) != G_TYPE_DOUBLE ||
+             std::isfinite(json_node_get_double(node));
+    case JSON_NODE_NULL:
+      return true;
+  }
+  return true;
 }
 
 // Parses `text` into a JSON object after the size, NUL and depth checks.
@@ -65,6 +102,7 @@ std::variant<GRef<JsonObject>, Error> parse_object(std::string_view text, const 
   if (root == nullptr || !JSON_NODE_HOLDS_OBJECT(root)) {
     return Error{ErrorCode::kMalformed, "message is not a JSON object"};
   }
+  if (!numbers_finite(root)) return Error{ErrorCode::kMalformed, "number out of range"};
   return GRef<JsonObject>::ref(json_node_get_object(root));
 }
 
@@ -328,9 +366,12 @@ std::string make_error(ErrorCode code, std::string_view message) {
   return generate_object(o.get());
 }
 
-std::string stamp_name(JsonObject* object, std::string_view name) {
+std::optional<std::string> stamp_name(JsonObject* object, std::string_view name) {
   set_string(object, "name", name);
-  return generate_object(object);
+  std::string text = generate_object(object);
+  // json-glib turns an escaped lone surrogate ("\ud800") into bytes that are not UTF-8.
+  if (!g_utf8_validate_len(text.data(), text.size(), nullptr)) return std::nullopt;
+  return text;
 }
 
 std::string to_text(JsonObject* object) {

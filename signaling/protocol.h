@@ -100,7 +100,8 @@ std::string make_chat(std::string_view name, std::string_view text, JsonNode* da
 std::string make_hang_up(std::string_view name, std::string_view target, std::string_view reason);
 std::string make_error(ErrorCode code, std::string_view message);
 // Serializes a relayed message with `name` overwritten by the sender's registered name.
-std::string stamp_name(JsonObject* object, std::string_view name);
+// nullopt when the message holds text that is not Unicode (escaped lone surrogates).
+std::optional<std::string> stamp_name(JsonObject* object, std::string_view name);
 
 // ---- Server to client, parsed (used by clients: the element, tests) ----
 struct IdMsg {

@@ -207,12 +207,18 @@ void Router::handle_signal(ConnId id, Conn& c, protocol::Signal& msg, Effects& f
     to = *c.partners.begin();
   }
 
+  std::optional<std::string> text = protocol::stamp_name(msg.object.get(), c.name);
+  if (!text) {
+    refuse_message(id, c, ErrorCode::kMalformed, "message holds invalid Unicode (lone surrogate)",
+                   fx);
+    return;
+  }
   if (msg.type == "video-offer") {
     pair(id, to);
   } else if (msg.type == "hang-up") {
     unpair(id, to);
   }
-  send(fx, to, protocol::stamp_name(msg.object.get(), c.name));
+  send(fx, to, std::move(*text));
   fx.relayed++;
 }
 

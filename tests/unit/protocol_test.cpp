@@ -78,6 +78,9 @@ TEST(Parse, MalformedInput) {
   EXPECT_EQ(error_of(R"({"type":""})"), ErrorCode::kMalformed);
   EXPECT_EQ(error_of(std::string("{\"type\":\"x\0\"}", 13)), ErrorCode::kMalformed);
   EXPECT_EQ(error_of(R"({"type":"message","text":"x")"), ErrorCode::kMalformed);
+  // Infinity would be written back as `inf.0`, which is not JSON.
+  EXPECT_EQ(error_of(R"({"type":"message","text":"x","date":1e999})"), ErrorCode::kMalformed);
+  EXPECT_EQ(error_of(R"({"type":"app","target":"b","v":[{"w":-1e400}]})"), ErrorCode::kMalformed);
 }
 
 TEST(Parse, WrongTypes) {
@@ -112,13 +115,20 @@ TEST(Parse, ChromiumOfferAsTheSampleClientSendsIt) {
   EXPECT_EQ(s->type, "video-offer");
   EXPECT_EQ(s->target, "bob");
   // Relayed with the sender's registered name, SDP intact.
-  std::string relayed = protocol::stamp_name(s->object.get(), "al");
+  std::string relayed = protocol::stamp_name(s->object.get(), "al").value();
   auto back = protocol::parse_server(relayed, limits);
   auto* r = std::get_if<protocol::RelayedMsg>(&std::get<protocol::ServerMessage>(back));
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->name, "al");
   JsonObject* desc = json_object_get_object_member(r->object.get(), "sdp");
   EXPECT_EQ(std::string(json_object_get_string_member(desc, "sdp")), sdp);
+}
+
+TEST(Parse, InvalidUnicodeIsRefusedAndErrorsStayUtf8) {
+  EXPECT_EQ(error_of(R"({"type":"app","target":"b","text":"\ud800"})"), ErrorCode::kMalformed);
+  // Error messages quoting invalid input are repaired to valid UTF-8.
+  std::string e = protocol::make_error(ErrorCode::kMalformed, "bad \xff input");
+  EXPECT_TRUE(g_utf8_validate(e.c_str(), -1, nullptr));
 }
 
 TEST(Parse, TargetVariants) {
