@@ -173,6 +173,23 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Signal handlers first: whoever reads "Listening on" may stop us right away.
+  GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
+  struct Stop {
+    signaling::Server* server;
+    GMainLoop* loop;
+    bool stopping;
+  } stop{server.get(), loop, false};
+  auto on_signal = [](gpointer data) -> gboolean {
+    auto* s = static_cast<Stop*>(data);
+    if (s->stopping) return G_SOURCE_CONTINUE;
+    s->stopping = true;
+    GMainLoop* l = s->loop;
+    s->server->shutdown(1500, [l] { g_main_loop_quit(l); });
+    return G_SOURCE_CONTINUE;
+  };
+  g_unix_signal_add(SIGINT, on_signal, &stop);
+  g_unix_signal_add(SIGTERM, on_signal, &stop);
   std::vector<std::string> uris = server->listening_uris();
   std::string url = uris.empty() ? "" : uris.front();
   if (config.address.empty() && !uris.empty()) {
@@ -195,22 +212,6 @@ int main(int argc, char** argv) {
         "run behind a TLS-terminating proxy. Plain http works for http://localhost only.");
   }
 
-  GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
-  struct Stop {
-    signaling::Server* server;
-    GMainLoop* loop;
-    bool stopping;
-  } stop{server.get(), loop, false};
-  auto on_signal = [](gpointer data) -> gboolean {
-    auto* s = static_cast<Stop*>(data);
-    if (s->stopping) return G_SOURCE_CONTINUE;
-    s->stopping = true;
-    GMainLoop* l = s->loop;
-    s->server->shutdown(1500, [l] { g_main_loop_quit(l); });
-    return G_SOURCE_CONTINUE;
-  };
-  g_unix_signal_add(SIGINT, on_signal, &stop);
-  g_unix_signal_add(SIGTERM, on_signal, &stop);
   g_main_loop_run(loop);
   server.reset();
   g_main_loop_unref(loop);
