@@ -410,12 +410,14 @@ void Server::Impl::forget(ConnId id) {
 
 void Server::Impl::send(Connection& c, const std::string& text) {
   if (soup_websocket_connection_get_state(c.ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) return;
+  // Control frames libsoup writes on its own (pings, pongs) are counted as written but were
+  // never queued by us: the backlog is never negative.
   std::uint64_t written = frame_guard_stats(c.guard.get()).bytes_written;
-  if (c.bytes_queued - written > config_.max_send_backlog_bytes) {
+  std::uint64_t backlog = c.bytes_queued > written ? c.bytes_queued - written : 0;
+  if (backlog > config_.max_send_backlog_bytes) {
     // The peer does not read what it is sent. Dropping it bounds our memory.
     metrics_.slow_peers_dropped++;
-    log::connection_event("slow-peer", c.id, c.peer,
-                          std::to_string(c.bytes_queued - written) + " bytes unsent");
+    log::connection_event("slow-peer", c.id, c.peer, std::to_string(backlog) + " bytes unsent");
     Effects fx;
     depart(c, fx);
     close_connection(c, kClosePolicy, "too slow: unsent data over the limit");

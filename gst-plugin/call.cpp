@@ -1,0 +1,676 @@
+#include "call.h"
+
+#include <gst/video/video.h>
+#include <nice/nice.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "gref.h"
+#include "webrtccall.h"
+
+GST_DEBUG_CATEGORY_EXTERN(webrtccall_debug);
+#define GST_CAT_DEFAULT webrtccall_debug
+
+namespace webrtccall {
+
+namespace {
+
+// A call that is not connected this long after it started is given up.
+constexpr gint64 kConnectTimeoutUs = 30 * G_USEC_PER_SEC;
+
+// The payload type the remote offer uses for `codec` in m-line `mline`, or -1.
+int offered_pt(const GstSDPMessage* sdp, guint mline, const Codec& codec) {
+  if (mline >= gst_sdp_message_medias_len(sdp)) return -1;
+  const GstSDPMedia* media = gst_sdp_message_get_media(sdp, mline);
+  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
+    const GstSDPAttribute* a = gst_sdp_media_get_attribute(media, i);
+    if (g_strcmp0(a->key, "rtpmap") != 0 || !a->value) continue;
+    int pt = -1;
+    char name[32] = {0};
+    if (sscanf(a->value, "%d %31[^/]", &pt, name) != 2) continue;
+    if (g_ascii_strcasecmp(name, codec.encoding_name) != 0) continue;
+    if (g_str_equal(codec.encoding_name, "H264")) {
+      // Browsers decode constrained baseline in packetization mode 1 everywhere.
+      std::string want = "a=fmtp:" + std::to_string(pt);
+      bool mode1 = false, baseline = false;
+      for (guint j = 0; j < gst_sdp_media_attributes_len(media); ++j) {
+        const GstSDPAttribute* f = gst_sdp_media_get_attribute(media, j);
+        if (g_strcmp0(f->key, "fmtp") != 0 || !f->value) continue;
+        if (atoi(f->value) != pt) continue;
+        mode1 = strstr(f->value, "packetization-mode=1") != nullptr;
+        baseline = strstr(f->value, "profile-level-id=42") != nullptr;
+      }
+      if (!mode1 || !baseline) continue;
+    }
+    return pt;
+  }
+  return -1;
+}
+
+const char* media_kind(const GstSDPMessage* sdp, guint mline) {
+  if (mline >= gst_sdp_message_medias_len(sdp)) return "";
+  return gst_sdp_media_get_media(gst_sdp_message_get_media(sdp, mline));
+}
+
+// Finds the elements of `factory` inside `bin`, at any depth.
+std::vector<GstElement*> find_elements(GstBin* bin, const char* factory) {
+  std::vector<GstElement*> out;
+  GstIterator* it = gst_bin_iterate_recurse(bin);
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    auto* e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory* f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), factory)) {
+      out.push_back(GST_ELEMENT(gst_object_ref(e)));
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return out;
+}
+
+void set_state_and_remove(GstBin* bin, GstElement* e) {
+  gst_element_set_locked_state(e, TRUE);
+  gst_element_set_state(e, GST_STATE_NULL);
+  gst_bin_remove(bin, e);
+}
+
+}  // namespace
+
+Call::Call(Engine& engine, std::string peer, unsigned id, bool offerer, Settings settings)
+    : engine_(engine),
+      peer_(std::move(peer)),
+      id_(id),
+      offerer_(offerer),
+      settings_(std::move(settings)) {}
+
+Call::~Call() {
+  if (remote_offer_) gst_sdp_message_free(remote_offer_);
+}
+
+void Call::later(std::function<void(Call&)> fn) {
+  Engine* engine = &engine_;
+  unsigned id = id_;
+  engine_.invoke([engine, id, fn = std::move(fn)] {
+    if (Call* c = engine->find_call(id)) fn(*c);
+  });
+}
+
+GstElement* Call::make_webrtcbin() {
+  std::string name = "webrtcbin-call" + std::to_string(id_);
+  GstElement* webrtc = make_element("webrtcbin", name.c_str());
+  if (!webrtc) return nullptr;
+  gst_util_set_object_arg(G_OBJECT(webrtc), "bundle-policy", "max-bundle");
+  g_object_set(webrtc, "latency", settings_.latency_ms, nullptr);
+  if (!settings_.stun_server.empty()) {
+    g_object_set(webrtc, "stun-server", settings_.stun_server.c_str(), nullptr);
+  }
+  for (const std::string& turn : settings_.turn_servers) {
+    gboolean ok = FALSE;
+    g_signal_emit_by_name(webrtc, "add-turn-server", turn.c_str(), &ok);
+    if (!ok) GST_WARNING("TURN server %s refused by webrtcbin", turn.c_str());
+  }
+  return webrtc;
+}
+
+void Call::configure_ice_agent() {
+  GstObject* ice = nullptr;
+  g_object_get(webrtc_, "ice-agent", &ice, nullptr);
+  if (!ice) return;
+  GObject* agent = nullptr;
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent")) {
+    g_object_get(ice, "agent", &agent, nullptr);
+  }
+  if (agent) {
+    // libnice 0.1.21 maps ports with UPnP by default: a thread, 11 fds and SSDP multicast
+    // on every interface per call. Off unless asked for.
+    if (g_object_class_find_property(G_OBJECT_GET_CLASS(agent), "upnp")) {
+      g_object_set(agent, "upnp", settings_.upnp ? TRUE : FALSE, nullptr);
+    }
+    for (const std::string& address : settings_.ice_addresses) {
+      NiceAddress addr;
+      if (nice_address_set_from_string(&addr, address.c_str())) {
+        nice_agent_add_local_address(NICE_AGENT(agent), &addr);
+      } else {
+        GST_WARNING("ice-addresses: %s is not an IP address", address.c_str());
+      }
+    }
+    g_object_unref(agent);
+  }
+  gst_object_unref(ice);
+}
+
+bool Call::start(std::string& error) {
+  started_us_ = g_get_monotonic_time();
+  webrtc_ = make_webrtcbin();
+  if (!webrtc_) {
+    error = "webrtcbin is missing (install gstreamer1.0-plugins-bad and gstreamer1.0-nice)";
+    return false;
+  }
+  gst_bin_add(engine_.bin(), webrtc_);
+  configure_ice_agent();
+  handlers_.push_back(
+      g_signal_connect(webrtc_, "on-ice-candidate", G_CALLBACK(on_ice_candidate_cb), this));
+  handlers_.push_back(g_signal_connect(webrtc_, "pad-added", G_CALLBACK(on_pad_added_cb), this));
+  handlers_.push_back(
+      g_signal_connect(webrtc_, "notify::connection-state", G_CALLBACK(on_state_cb), this));
+  handlers_.push_back(
+      g_signal_connect(webrtc_, "notify::ice-connection-state", G_CALLBACK(on_state_cb), this));
+  if (!gst_element_sync_state_with_parent(webrtc_)) {
+    error = "webrtcbin cannot start";
+    return false;
+  }
+  if (!offerer_) return true;  // branches are linked once the offer tells the payload types
+
+  bool has[2] = {false, false};
+  {
+    std::lock_guard lock(engine_.streams_mutex());
+    for (Kind kind : {Kind::kVideo, Kind::kAudio}) {
+      for (SinkStream* s : engine_.streams_of(kind)) {
+        const Codec* codec = s->codec               ? s->codec
+                             : kind == Kind::kVideo ? settings_.video_codec
+                                                    : &opus_codec();
+        if (link_branch(s, codec->default_pt, "sink_%u")) has[static_cast<int>(kind)] = true;
+      }
+    }
+  }
+  // Nothing to send of a kind: still receive it.
+  if (!has[0]) add_recvonly_transceiver(Kind::kVideo);
+  if (!has[1]) add_recvonly_transceiver(Kind::kAudio);
+  create_offer_or_answer(true);
+  return true;
+}
+
+void Call::add_recvonly_transceiver(Kind kind) {
+  GstCaps* caps = gst_caps_new_empty();
+  for (const Codec& c : codecs()) {
+    if (c.kind == kind) gst_caps_append(caps, rtp_caps(c, c.default_pt));
+  }
+  GstWebRTCRTPTransceiver* trans = nullptr;
+  g_signal_emit_by_name(webrtc_, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY,
+                        caps, &trans);
+  gst_caps_unref(caps);
+  if (trans) gst_object_unref(trans);
+}
+
+// Must hold the streams mutex.
+bool Call::link_branch(SinkStream* stream, int pt, const char* sink_pad_name) {
+  const Codec* codec = stream->codec                  ? stream->codec
+                       : stream->kind == Kind::kVideo ? settings_.video_codec
+                                                      : &opus_codec();
+  GstElement* queue = make_element("queue");
+  GstElement* pay = make_element(codec->payloader);
+  GstElement* filter = make_element("capsfilter");
+  if (!queue || !pay || !filter) {
+    for (GstElement* e : {queue, pay, filter}) {
+      if (e) gst_object_unref(gst_object_ref_sink(e));
+    }
+    return false;
+  }
+  // A call that cannot keep up drops old data instead of stalling the other calls.
+  g_object_set(queue, "max-size-buffers", 0u, "max-size-bytes", 0u, "max-size-time",
+               static_cast<guint64>(200 * GST_MSECOND), nullptr);
+  gst_util_set_object_arg(G_OBJECT(queue), "leaky", "downstream");
+  g_object_set(pay, "pt", static_cast<guint>(pt), "mtu", 1200u, nullptr);
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(pay), "picture-id-mode")) {
+    gst_util_set_object_arg(G_OBJECT(pay), "picture-id-mode", "15-bit");
+  }
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(pay), "config-interval")) {
+    g_object_set(pay, "config-interval", -1, nullptr);
+  }
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(pay), "aggregate-mode")) {
+    gst_util_set_object_arg(G_OBJECT(pay), "aggregate-mode", "zero-latency");
+  }
+  GstCaps* caps = rtp_caps(*codec, pt);
+  g_object_set(filter, "caps", caps, nullptr);
+  gst_caps_unref(caps);
+
+  std::vector<GstElement*> elements = {queue, pay, filter};
+  if (!add_and_link(engine_.bin(), elements)) return false;
+  GstPad* sink = gst_element_request_pad_simple(webrtc_, sink_pad_name);
+  GstPad* src = gst_element_get_static_pad(filter, "src");
+  bool ok = sink && gst_pad_link(src, sink) == GST_PAD_LINK_OK;
+  gst_object_unref(src);
+  if (sink) gst_object_unref(sink);
+  GstPad* tee_pad = ok ? gst_element_request_pad_simple(stream->tee, "src_%u") : nullptr;
+  GstPad* queue_sink = gst_element_get_static_pad(queue, "sink");
+  ok = tee_pad && gst_pad_link(tee_pad, queue_sink) == GST_PAD_LINK_OK;
+  gst_object_unref(queue_sink);
+  if (!ok) {
+    GST_WARNING("call %u: cannot link %s to webrtcbin %s", id_, stream->name.c_str(),
+                sink_pad_name);
+    if (tee_pad) gst_element_release_request_pad(stream->tee, tee_pad);
+    for (GstElement* e : elements) set_state_and_remove(engine_.bin(), e);
+    return false;
+  }
+  sends_.push_back({stream, tee_pad, elements});
+  return true;
+}
+
+void Call::create_offer_or_answer(bool offer) {
+  Call* self = this;
+  (void)self;
+  Engine* engine = &engine_;
+  unsigned id = id_;
+  struct Ctx {
+    Engine* engine;
+    unsigned id;
+    bool offer;
+  };
+  GstPromise* promise = gst_promise_new_with_change_func(
+      [](GstPromise* p, gpointer data) {
+        auto* ctx = static_cast<Ctx*>(data);
+        const GstStructure* reply = gst_promise_get_reply(p);
+        GstWebRTCSessionDescription* desc = nullptr;
+        GError* error = nullptr;
+        if (reply) {
+          gst_structure_get(reply, ctx->offer ? "offer" : "answer",
+                            GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, nullptr);
+          gst_structure_get(reply, "error", G_TYPE_ERROR, &error, nullptr);
+        }
+        std::string why = error ? error->message : "webrtcbin made no description";
+        if (error) g_error_free(error);
+        Engine* e = ctx->engine;
+        unsigned call_id = ctx->id;
+        e->invoke([e, call_id, desc, why] {
+          Call* c = e->find_call(call_id);
+          if (c && desc) {
+            c->on_description_created(desc);
+          } else if (c) {
+            e->call_ended(c, "negotiation failed: " + why, false);
+          }
+          if (desc) gst_webrtc_session_description_free(desc);
+        });
+      },
+      new Ctx{engine, id, offer}, [](gpointer data) { delete static_cast<Ctx*>(data); });
+  g_signal_emit_by_name(webrtc_, offer ? "create-offer" : "create-answer", nullptr, promise);
+  gst_promise_unref(promise);
+}
+
+void Call::on_description_created(GstWebRTCSessionDescription* desc) {
+  g_signal_emit_by_name(webrtc_, "set-local-description", desc, nullptr);
+  gst_webrtc_call_signaller_send_description(engine_.signaller(), peer_.c_str(), desc);
+}
+
+bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, std::string& error) {
+  if (type == GST_WEBRTC_SDP_TYPE_ANSWER && !offerer_) {
+    error = "an answer arrived for a call we did not offer";
+    return false;
+  }
+  if (remote_set_) {
+    error = "renegotiation is not supported";
+    return false;
+  }
+  GstSDPMessage* sdp = nullptr;
+  gst_sdp_message_new(&sdp);
+  if (text.empty() ||
+      gst_sdp_message_parse_buffer(reinterpret_cast<const guint8*>(text.data()),
+                                   static_cast<guint>(text.size()), sdp) != GST_SDP_OK ||
+      gst_sdp_message_medias_len(sdp) == 0) {
+    gst_sdp_message_free(sdp);
+    error = "invalid SDP (no media)";
+    return false;
+  }
+  remote_fingerprints_ = sdp_fingerprints(sdp);
+  if (remote_fingerprints_.empty()) {
+    // webrtcbin 1.22 would accept it and never authenticate the peer.
+    gst_sdp_message_free(sdp);
+    error = "SDP without a=fingerprint refused (DTLS peer could not be authenticated)";
+    return false;
+  }
+  if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
+    gst_sdp_message_copy(sdp, &remote_offer_);
+  }
+  GstWebRTCSessionDescription* desc = gst_webrtc_session_description_new(type, sdp);
+  Engine* engine = &engine_;
+  unsigned id = id_;
+  struct Ctx {
+    Engine* engine;
+    unsigned id;
+  };
+  GstPromise* promise = gst_promise_new_with_change_func(
+      [](GstPromise* p, gpointer data) {
+        auto* ctx = static_cast<Ctx*>(data);
+        const GstStructure* reply = gst_promise_get_reply(p);
+        GError* err = nullptr;
+        if (reply) gst_structure_get(reply, "error", G_TYPE_ERROR, &err, nullptr);
+        std::string why = err ? err->message : "";
+        if (err) g_error_free(err);
+        Engine* e = ctx->engine;
+        unsigned call_id = ctx->id;
+        e->invoke([e, call_id, why] {
+          Call* c = e->find_call(call_id);
+          if (!c) return;
+          if (!why.empty()) {
+            e->call_ended(c, "remote description refused: " + why, false);
+            return;
+          }
+          c->on_remote_description_set();
+        });
+      },
+      new Ctx{engine, id}, [](gpointer data) { delete static_cast<Ctx*>(data); });
+  g_signal_emit_by_name(webrtc_, "set-remote-description", desc, promise);
+  gst_promise_unref(promise);
+  gst_webrtc_session_description_free(desc);
+  return true;
+}
+
+void Call::on_remote_description_set() {
+  remote_set_ = true;
+  flush_pending_candidates();
+  if (offerer_) return;
+
+  // Answerer: send our streams on the offered m-lines, with the offer's payload types.
+  // webrtcbin 1.22 creates the transceivers of a remote offer only when answering; asking for
+  // "sink_<m-line>" now creates one bound to that m-line, which the answer then uses.
+  std::vector<SinkStream*> used;
+  {
+    std::lock_guard lock(engine_.streams_mutex());
+    for (guint mline = 0; mline < gst_sdp_message_medias_len(remote_offer_); ++mline) {
+      const char* media = media_kind(remote_offer_, mline);
+      Kind kind;
+      if (g_str_equal(media, "video")) {
+        kind = Kind::kVideo;
+      } else if (g_str_equal(media, "audio")) {
+        kind = Kind::kAudio;
+      } else {
+        continue;
+      }
+      for (SinkStream* s : engine_.streams_of(kind)) {
+        if (std::find(used.begin(), used.end(), s) != used.end()) continue;
+        const Codec* codec = s->codec               ? s->codec
+                             : kind == Kind::kVideo ? settings_.video_codec
+                                                    : &opus_codec();
+        int pt = offered_pt(remote_offer_, mline, *codec);
+        if (pt < 0) {
+          GST_ELEMENT_WARNING(engine_.element(), STREAM, CODEC_NOT_FOUND,
+                              ("%s does not accept %s: %s is not sent to it", peer_.c_str(),
+                               codec->encoding_name, s->name.c_str()),
+                              ("m-line %u", mline));
+          continue;
+        }
+        std::string pad = "sink_" + std::to_string(mline);
+        if (link_branch(s, pt, pad.c_str())) used.push_back(s);
+        break;
+      }
+    }
+  }
+  create_offer_or_answer(false);
+}
+
+void Call::remote_candidate(guint mline, const char* mid, const char* candidate) {
+  if (!remote_set_) {
+    pending_candidates_.push_back({mline, mid ? mid : "", candidate});
+    return;
+  }
+  if (mline == G_MAXUINT && mid) {
+    // Only a mid: find its m-line.
+    GArray* transceivers = nullptr;
+    g_signal_emit_by_name(webrtc_, "get-transceivers", &transceivers);
+    for (guint i = 0; transceivers && i < transceivers->len; ++i) {
+      auto* trans = g_array_index(transceivers, GstWebRTCRTPTransceiver*, i);
+      gchar* trans_mid = nullptr;
+      guint trans_mline = G_MAXUINT;
+      g_object_get(trans, "mid", &trans_mid, "mlineindex", &trans_mline, nullptr);
+      if (g_strcmp0(trans_mid, mid) == 0) mline = trans_mline;
+      g_free(trans_mid);
+    }
+    if (transceivers) g_array_unref(transceivers);
+    if (mline == G_MAXUINT) return;
+  }
+  g_signal_emit_by_name(webrtc_, "add-ice-candidate", mline, candidate);
+}
+
+void Call::flush_pending_candidates() {
+  auto pending = std::move(pending_candidates_);
+  for (auto& p : pending) {
+    remote_candidate(p.mline, p.mid.empty() ? nullptr : p.mid.c_str(), p.candidate.c_str());
+  }
+}
+
+void Call::on_ice_candidate_cb(GstElement*, guint mline, gchar* candidate, gpointer data) {
+  auto* self = static_cast<Call*>(data);
+  std::string cand = candidate ? candidate : "";
+  self->later([mline, cand](Call& c) {
+    std::string mid;
+    GstWebRTCRTPTransceiver* trans = nullptr;
+    g_signal_emit_by_name(c.webrtc_, "get-transceiver", static_cast<gint>(mline), &trans);
+    if (trans) {
+      gchar* trans_mid = nullptr;
+      g_object_get(trans, "mid", &trans_mid, nullptr);
+      if (trans_mid) mid = trans_mid;
+      g_free(trans_mid);
+      gst_object_unref(trans);
+    }
+    gst_webrtc_call_signaller_send_candidate(c.engine_.signaller(), c.peer_.c_str(), mline,
+                                             mid.empty() ? nullptr : mid.c_str(), cand.c_str());
+  });
+}
+
+void Call::on_state_cb(GObject*, GParamSpec*, gpointer data) {
+  static_cast<Call*>(data)->later([](Call& c) { c.on_connection_state(); });
+}
+
+void Call::on_connection_state() {
+  GstWebRTCPeerConnectionState state;
+  GstWebRTCICEConnectionState ice;
+  g_object_get(webrtc_, "connection-state", &state, "ice-connection-state", &ice, nullptr);
+  GST_DEBUG("call %u with %s: connection %d ice %d", id_, peer_.c_str(), state, ice);
+  if (ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED ||
+      state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
+    engine_.call_ended(this, "ICE failed: no network path to " + peer_, false);
+    return;
+  }
+  if (state == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !connected_) {
+    std::string error;
+    if (!verify_fingerprint(error)) {
+      engine_.call_ended(this, error, false);
+      return;
+    }
+    connected_ = true;
+    watch_incoming_packets();
+    request_keyframes();
+    engine_.call_connected(this);
+  }
+}
+
+bool Call::verify_fingerprint(std::string& error) {
+  GArray* transceivers = nullptr;
+  g_signal_emit_by_name(webrtc_, "get-transceivers", &transceivers);
+  bool checked = false, ok = true;
+  for (guint i = 0; transceivers && i < transceivers->len; ++i) {
+    auto* trans = g_array_index(transceivers, GstWebRTCRTPTransceiver*, i);
+    GstWebRTCRTPSender* sender = nullptr;
+    g_object_get(trans, "sender", &sender, nullptr);
+    if (!sender) continue;
+    GstWebRTCDTLSTransport* transport = nullptr;
+    g_object_get(sender, "transport", &transport, nullptr);
+    gst_object_unref(sender);
+    if (!transport) continue;
+    gchar* pem = nullptr;
+    g_object_get(transport, "remote-certificate", &pem, nullptr);
+    gst_object_unref(transport);
+    if (!pem) continue;
+    checked = true;
+    if (!certificate_matches(pem, remote_fingerprints_)) ok = false;
+    g_free(pem);
+  }
+  if (transceivers) g_array_unref(transceivers);
+  if (!checked) {
+    error = "DTLS connected but the remote certificate is not available: call refused";
+    return false;
+  }
+  if (!ok) {
+    error = "DTLS certificate of " + peer_ + " does not match the SDP fingerprint: call refused";
+    return false;
+  }
+  return true;
+}
+
+void Call::watch_incoming_packets() {
+  // webrtcbin 1.22 never notices a browser's pc.close(): its states stay "connected". Any
+  // packet from the peer (RTP, RTCP, STUN consent checks every few seconds) proves it is
+  // there; silence longer than the call timeout ends the call.
+  last_rx_us_ = g_get_monotonic_time();
+  for (GstElement* src : find_elements(GST_BIN(webrtc_), "nicesrc")) {
+    GstPad* pad = gst_element_get_static_pad(src, "src");
+    if (pad) {
+      gulong probe = gst_pad_add_probe(
+          pad,
+          static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+          [](GstPad*, GstPadProbeInfo*, gpointer data) {
+            static_cast<std::atomic<gint64>*>(data)->store(g_get_monotonic_time());
+            return GST_PAD_PROBE_OK;
+          },
+          &last_rx_us_, nullptr);
+      rx_probes_.push_back({pad, probe});
+    }
+    gst_object_unref(src);
+  }
+}
+
+void Call::request_keyframes() {
+  // A call that joins a running encoder needs a key frame to start decoding.
+  for (SendBranch& b : sends_) {
+    if (b.stream->kind != Kind::kVideo || b.elements.empty()) continue;
+    GstPad* sink = gst_element_get_static_pad(b.elements.front(), "sink");
+    gst_pad_send_event(sink,
+                       gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+    gst_object_unref(sink);
+  }
+}
+
+std::string Call::check_health(gint64 now_us) {
+  if (!connected_) {
+    if (now_us - started_us_ > kConnectTimeoutUs) {
+      return offerer_ && !remote_set_ ? "no answer from " + peer_ : "could not connect to " + peer_;
+    }
+    return "";
+  }
+  gint64 silent = now_us - last_rx_us_.load();
+  if (silent > static_cast<gint64>(settings_.call_timeout_s) * G_USEC_PER_SEC) {
+    return "nothing received from " + peer_ + " for " + std::to_string(silent / G_USEC_PER_SEC) +
+           " s: remote gone";
+  }
+  return "";
+}
+
+void Call::on_pad_added_cb(GstElement*, GstPad* pad, gpointer data) {
+  if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
+  static_cast<Call*>(data)->build_receive_chain(pad);
+}
+
+// Streaming thread: data follows as soon as this returns, so the chain is built here. Only
+// our own new elements change state; webrtcbin is left alone.
+void Call::build_receive_chain(GstPad* pad) {
+  GstCaps* caps = gst_pad_get_current_caps(pad);
+  if (!caps) caps = gst_pad_query_caps(pad, nullptr);
+  const GstStructure* s = gst_caps_get_structure(caps, 0);
+  const Codec* codec = codec_by_encoding_name(gst_structure_get_string(s, "encoding-name"));
+  std::string caps_str = gwc::GCharPtr(gst_caps_to_string(caps)).get();
+  gst_caps_unref(caps);
+
+  std::lock_guard lock(receive_mutex_);
+  if (tearing_down_) return;
+  GstBin* bin = engine_.bin();
+  std::vector<GstElement*> elements;
+  if (codec) elements = make_receive_chain(*codec, settings_.output_encoded);
+  if (elements.empty()) {
+    // Unknown or undecodable: swallow it so webrtcbin never sees not-linked.
+    GST_ELEMENT_WARNING(engine_.element(), STREAM, CODEC_NOT_FOUND,
+                        ("cannot receive %s from %s", caps_str.c_str(), peer_.c_str()), (nullptr));
+    elements.push_back(make_element("fakesink"));
+    g_object_set(elements.back(), "async", FALSE, "sync", FALSE, nullptr);
+  }
+  if (!add_and_link(bin, elements)) return;
+  GstPad* sink = gst_element_get_static_pad(elements.front(), "sink");
+  gst_pad_link(pad, sink);
+  gst_object_unref(sink);
+
+  Receive r{elements, nullptr};
+  if (codec &&
+      !g_str_equal(GST_OBJECT_NAME(gst_element_get_factory(elements.back())), "fakesink")) {
+    GstPad* target = gst_element_get_static_pad(elements.back(), "src");
+    r.ghost = engine_.add_src_pad(this, codec->kind, target);
+    gst_object_unref(target);
+  }
+  receives_.push_back(std::move(r));
+}
+
+void Call::teardown(std::function<void()> done) {
+  teardown_done_ = std::move(done);
+  {
+    std::lock_guard lock(receive_mutex_);
+    tearing_down_ = true;
+  }
+  if (webrtc_) {
+    for (gulong h : handlers_) g_signal_handler_disconnect(webrtc_, h);
+    handlers_.clear();
+  }
+  for (auto& [pad, probe] : rx_probes_) {
+    gst_pad_remove_probe(pad, probe);
+    gst_object_unref(pad);
+  }
+  rx_probes_.clear();
+
+  // Detach from the shared tees only when no buffer is passing (idle probe); the other calls
+  // keep streaming.
+  detaching_ = static_cast<unsigned>(sends_.size());
+  if (detaching_ == 0) {
+    finish_teardown();
+    return;
+  }
+  for (SendBranch& b : sends_) {
+    struct Ctx {
+      Call* call;
+      SendBranch* branch;
+    };
+    // The probe may run at once (here) or later on the streaming thread.
+    gst_pad_add_probe(
+        b.tee_pad, GST_PAD_PROBE_TYPE_IDLE,
+        [](GstPad* pad, GstPadProbeInfo*, gpointer data) -> GstPadProbeReturn {
+          auto* ctx = static_cast<Ctx*>(data);
+          GstElement* queue = ctx->branch->elements.front();
+          GstPad* sink = gst_element_get_static_pad(queue, "sink");
+          gst_pad_unlink(pad, sink);
+          gst_object_unref(sink);
+          Engine& engine = ctx->call->engine_;
+          unsigned id = ctx->call->id_;
+          engine.invoke([&engine, id] {
+            if (Call* c = engine.find_call_any(id)) {
+              if (--c->detaching_ == 0) c->finish_teardown();
+            }
+          });
+          return GST_PAD_PROBE_REMOVE;
+        },
+        new Ctx{this, &b}, [](gpointer data) { delete static_cast<Ctx*>(data); });
+  }
+}
+
+void Call::finish_teardown() {
+  GstBin* bin = engine_.bin();
+  for (SendBranch& b : sends_) {
+    gst_element_release_request_pad(b.stream->tee, b.tee_pad);
+    gst_object_unref(b.tee_pad);
+  }
+  if (webrtc_) set_state_and_remove(bin, webrtc_);
+  webrtc_ = nullptr;
+  for (SendBranch& b : sends_) {
+    for (GstElement* e : b.elements) set_state_and_remove(bin, e);
+  }
+  sends_.clear();
+  std::vector<Receive> receives;
+  {
+    std::lock_guard lock(receive_mutex_);
+    receives = std::move(receives_);
+  }
+  for (Receive& r : receives) {
+    if (r.ghost) engine_.remove_src_pad(r.ghost);
+    for (GstElement* e : r.elements) set_state_and_remove(bin, e);
+  }
+  if (auto done = std::exchange(teardown_done_, nullptr)) done();
+}
+
+}  // namespace webrtccall

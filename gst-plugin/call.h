@@ -1,0 +1,113 @@
+// One call: a webrtcbin, the branches that feed it from the shared input streams, and the
+// chains that decode what the remote sends. Lives on the engine's signaling thread; the
+// webrtcbin callbacks it connects run on streaming threads and only hand work over.
+#pragma once
+
+#include <gst/gst.h>
+#include <gst/sdp/sdp.h>
+#include <gst/webrtc/webrtc.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+#include "fingerprint.h"
+
+namespace webrtccall {
+
+class Call {
+ public:
+  Call(Engine& engine, std::string peer, unsigned id, bool offerer, Settings settings);
+  ~Call();
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  const std::string& peer() const { return peer_; }
+  unsigned id() const { return id_; }
+  bool offerer() const { return offerer_; }
+  bool connected() const { return connected_; }
+
+  // Creates the webrtcbin. The offerer links its branches and sends the offer. Returns false
+  // with `error` set when the call cannot be made.
+  bool start(std::string& error);
+  // A description from the remote: an offer (we answer) or the answer to our offer.
+  // Returns false with `error` when it is refused (no fingerprint, unparsable, ...).
+  bool remote_description(GstWebRTCSDPType type, const std::string& sdp, std::string& error);
+  void remote_candidate(guint mline, const char* mid, const char* candidate);
+
+  // Periodic check (signaling thread): returns a reason to end the call, or empty.
+  std::string check_health(gint64 now_us);
+
+  // Detaches from the shared streams and tears everything down. Calls `done` on the
+  // signaling thread when finished (the Call may then be deleted).
+  void teardown(std::function<void()> done);
+
+ private:
+  struct SendBranch {
+    SinkStream* stream;
+    GstPad* tee_pad = nullptr;
+    std::vector<GstElement*> elements;  // queue, payloader, capsfilter
+  };
+  struct Receive {
+    std::vector<GstElement*> elements;
+    GstPad* ghost = nullptr;
+  };
+
+  GstElement* make_webrtcbin();
+  void configure_ice_agent();
+  bool link_branch(SinkStream* stream, int pt, const char* sink_pad_name);
+  void add_recvonly_transceiver(Kind kind);
+  void create_offer_or_answer(bool offer);
+  void on_description_created(GstWebRTCSessionDescription* desc);
+  void on_remote_description_set();
+  void flush_pending_candidates();
+  void on_connection_state();
+  bool verify_fingerprint(std::string& error);
+  void watch_incoming_packets();
+  void request_keyframes();
+  void finish_teardown();
+
+  // webrtcbin signals (streaming threads).
+  static void on_ice_candidate_cb(GstElement* webrtc, guint mline, gchar* candidate, gpointer self);
+  static void on_pad_added_cb(GstElement* webrtc, GstPad* pad, gpointer self);
+  static void on_state_cb(GObject* webrtc, GParamSpec* pspec, gpointer self);
+  void build_receive_chain(GstPad* pad);
+
+  // Runs `fn` on the signaling thread if this call still exists then.
+  void later(std::function<void(Call&)> fn);
+
+  Engine& engine_;
+  std::string peer_;
+  unsigned id_;
+  bool offerer_;
+  Settings settings_;
+  GstElement* webrtc_ = nullptr;
+  std::vector<gulong> handlers_;
+  std::vector<SendBranch> sends_;
+
+  std::mutex receive_mutex_;  // pad-added runs on a streaming thread
+  std::vector<Receive> receives_;
+  bool tearing_down_ = false;  // guarded by receive_mutex_
+
+  bool remote_set_ = false;
+  struct PendingCandidate {
+    guint mline;
+    std::string mid;
+    std::string candidate;
+  };
+  std::vector<PendingCandidate> pending_candidates_;
+  std::vector<Fingerprint> remote_fingerprints_;
+  GstSDPMessage* remote_offer_ = nullptr;  // kept until the answer is created
+
+  bool connected_ = false;
+  gint64 started_us_ = 0;
+  std::atomic<gint64> last_rx_us_{0};
+  std::vector<std::pair<GstPad*, gulong>> rx_probes_;
+
+  unsigned detaching_ = 0;  // send branches not yet detached from their tee
+  std::function<void()> teardown_done_;
+};
+
+}  // namespace webrtccall

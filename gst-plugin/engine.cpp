@@ -1,0 +1,700 @@
+#include "engine.h"
+
+#include <algorithm>
+
+#include "call.h"
+#include "webrtccall-private.h"
+
+GST_DEBUG_CATEGORY_EXTERN(webrtccall_debug);
+#define GST_CAT_DEFAULT webrtccall_debug
+
+namespace webrtccall {
+
+namespace {
+
+// DTLS certificate generation costs 140-480 ms and happens once per process, on the first
+// dtlsdec. Pay it in the background when an element starts, not on the first call.
+void pregenerate_dtls_certificate() {
+  static gsize once = 0;
+  if (!g_once_init_enter(&once)) return;
+  GThread* t = g_thread_new(
+      "webrtccall-cert",
+      [](gpointer) -> gpointer {
+        if (GstElement* dec = gst_element_factory_make("dtlsdec", nullptr)) {
+          gst_object_unref(gst_object_ref_sink(dec));
+        }
+        return nullptr;
+      },
+      nullptr);
+  g_thread_unref(t);
+  g_once_init_leave(&once, 1);
+}
+
+struct Invocation {
+  std::function<void()> fn;
+};
+
+// Runs `fn` on `context`'s thread and waits for it.
+void run_sync(GMainContext* context, std::function<void()> fn) {
+  struct Sync {
+    std::function<void()> fn;
+    GMutex lock;
+    GCond cond;
+    bool done = false;
+  } sync;
+  sync.fn = std::move(fn);
+  g_mutex_init(&sync.lock);
+  g_cond_init(&sync.cond);
+  g_main_context_invoke_full(
+      context, G_PRIORITY_HIGH,
+      [](gpointer data) -> gboolean {
+        auto* s = static_cast<Sync*>(data);
+        s->fn();
+        g_mutex_lock(&s->lock);
+        s->done = true;
+        g_cond_signal(&s->cond);
+        g_mutex_unlock(&s->lock);
+        return G_SOURCE_REMOVE;
+      },
+      &sync, nullptr);
+  g_mutex_lock(&sync.lock);
+  while (!sync.done) g_cond_wait(&sync.cond, &sync.lock);
+  g_mutex_unlock(&sync.lock);
+  g_mutex_clear(&sync.lock);
+  g_cond_clear(&sync.cond);
+}
+
+}  // namespace
+
+Engine::Engine(GstWebRTCCall* element) : element_(element) {}
+
+Engine::~Engine() {
+  stop();
+}
+
+GstBin* Engine::bin() const {
+  return GST_BIN(element_);
+}
+
+Settings Engine::settings() const {
+  Settings s;
+  GST_OBJECT_LOCK(element_);
+  s.username = element_->username ? element_->username : "";
+  s.peer = element_->peer ? element_->peer : "";
+  s.auto_answer = element_->auto_answer;
+  s.max_calls = element_->max_calls;
+  s.stun_server = element_->stun_server ? element_->stun_server : "";
+  for (char** t = element_->turn_servers; t && *t; ++t) s.turn_servers.emplace_back(*t);
+  switch (element_->video_codec) {
+    case GST_WEBRTC_CALL_VIDEO_CODEC_H264:
+      s.video_codec = codec_by_encoding_name("H264");
+      break;
+    case GST_WEBRTC_CALL_VIDEO_CODEC_VP9:
+      s.video_codec = codec_by_encoding_name("VP9");
+      break;
+    default:
+      s.video_codec = codec_by_encoding_name("VP8");
+      break;
+  }
+  s.video_bitrate_kbps = element_->video_bitrate;
+  s.latency_ms = element_->latency;
+  s.call_timeout_s = element_->call_timeout;
+  s.output_encoded = element_->output_encoded;
+  s.upnp = element_->upnp;
+  for (char** a = element_->ice_addresses; a && *a; ++a) s.ice_addresses.emplace_back(*a);
+  GST_OBJECT_UNLOCK(element_);
+  return s;
+}
+
+void Engine::invoke(std::function<void()> fn) {
+  if (!context_) return;
+  g_main_context_invoke_full(
+      context_, G_PRIORITY_DEFAULT,
+      [](gpointer data) -> gboolean {
+        static_cast<Invocation*>(data)->fn();
+        return G_SOURCE_REMOVE;
+      },
+      new Invocation{std::move(fn)}, [](gpointer data) { delete static_cast<Invocation*>(data); });
+}
+
+void Engine::post(GstStructure* s) {
+  gst_element_post_message(GST_ELEMENT(element_), gst_message_new_element(GST_OBJECT(element_), s));
+}
+
+gpointer Engine::thread_main(gpointer data) {
+  auto* self = static_cast<Engine*>(data);
+  g_main_context_push_thread_default(self->context_);
+  g_main_loop_run(self->loop_);
+  g_main_context_pop_thread_default(self->context_);
+  return nullptr;
+}
+
+bool Engine::start() {
+  if (thread_) return true;
+  pregenerate_dtls_certificate();
+  GST_OBJECT_LOCK(element_);
+  signaller_ = element_->signaller ? GST_WEBRTC_CALL_SIGNALLER(gst_object_ref(element_->signaller))
+                                   : nullptr;
+  GST_OBJECT_UNLOCK(element_);
+  if (!signaller_) {
+    GST_ELEMENT_ERROR(element_, LIBRARY, SETTINGS, ("no signaller"), (nullptr));
+    return false;
+  }
+  Settings s = settings();
+  if (s.username.empty()) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, SETTINGS, ("Set the username property"),
+                      ("a username is needed to register on the signaling server"));
+    g_clear_object(&signaller_);
+    return false;
+  }
+  context_ = g_main_context_new();
+  loop_ = g_main_loop_new(context_, FALSE);
+  thread_ = g_thread_new("webrtccall", thread_main, this);
+  run_sync(context_, [this, name = s.username] {
+    connect_signaller();
+    gst_webrtc_call_signaller_start(signaller_, name.c_str());
+    health_source_ = g_timeout_add_seconds(
+        1,
+        [](gpointer data) -> gboolean {
+          auto* self = static_cast<Engine*>(data);
+          gint64 now = g_get_monotonic_time();
+          std::vector<std::pair<std::string, std::string>> ended;
+          for (auto& [peer, call] : self->calls_) {
+            std::string why = call->check_health(now);
+            if (!why.empty()) ended.emplace_back(peer, why);
+          }
+          for (auto& [peer, why] : ended) self->end_call(peer, why, true);
+          return G_SOURCE_CONTINUE;
+        },
+        this);
+  });
+  return true;
+}
+
+void Engine::stop() {
+  if (!thread_) return;
+  run_sync(context_, [this] {
+    std::vector<std::string> peers;
+    for (auto& [peer, call] : calls_) peers.push_back(peer);
+    for (const std::string& peer : peers) end_call(peer, "pipeline stopped", true);
+    // Teardowns finish through invocations on this very context: run it until they are done.
+    gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+    while (!dying_.empty() && g_get_monotonic_time() < deadline) {
+      g_main_context_iteration(context_, FALSE);
+      if (!dying_.empty()) g_usleep(1000);
+    }
+    if (!dying_.empty())
+      GST_WARNING_OBJECT(element_, "%zu calls did not finish tearing down", dying_.size());
+    dying_.clear();
+    if (health_source_) g_source_remove(health_source_);
+    health_source_ = 0;
+    if (peer_retry_source_) g_source_remove(peer_retry_source_);
+    peer_retry_source_ = 0;
+    gst_webrtc_call_signaller_stop(signaller_);
+    disconnect_signaller();
+    registered_ = false;
+  });
+  g_main_loop_quit(loop_);
+  g_thread_join(thread_);
+  thread_ = nullptr;
+  // Invocations queued meanwhile die with the context.
+  g_main_loop_unref(loop_);
+  loop_ = nullptr;
+  g_main_context_unref(context_);
+  context_ = nullptr;
+  g_clear_object(&signaller_);
+  std::lock_guard lock(state_mutex_);
+  users_copy_.clear();
+  calls_copy_.clear();
+}
+
+// ---- signaller ----
+
+void Engine::connect_signaller() {
+  auto on = [this](const char* name, GCallback cb) {
+    signaller_handlers_.push_back(g_signal_connect_swapped(signaller_, name, cb, this));
+  };
+  on("registered", G_CALLBACK(+[](Engine* e, const char* name) { e->on_registered(name); }));
+  on("users", G_CALLBACK(+[](Engine* e, const char* const* users) { e->on_users(users); }));
+  on("description", G_CALLBACK(+[](Engine* e, const char* peer, int type, const char* sdp) {
+       e->on_description(peer, type, sdp);
+     }));
+  on("candidate",
+     G_CALLBACK(+[](Engine* e, const char* peer, guint mline, const char* mid,
+                    const char* candidate) { e->on_candidate(peer, mline, mid, candidate); }));
+  on("hang-up", G_CALLBACK(+[](Engine* e, const char* peer, const char* reason) {
+       e->on_remote_hang_up(peer, reason);
+     }));
+  on("failed", G_CALLBACK(+[](Engine* e, const GError* error) { e->on_failed(error); }));
+  on("notice", G_CALLBACK(+[](Engine* e, const char* code, const char* message) {
+       e->on_notice(code, message);
+     }));
+}
+
+void Engine::disconnect_signaller() {
+  for (gulong h : signaller_handlers_) g_signal_handler_disconnect(signaller_, h);
+  signaller_handlers_.clear();
+}
+
+void Engine::on_registered(const char* name) {
+  Settings s = settings();
+  bool renamed = s.username != name;
+  my_name_ = name;
+  registered_ = true;
+  GST_INFO_OBJECT(element_, "registered as %s", name);
+  if (renamed) {
+    GST_ELEMENT_WARNING(
+        element_, RESOURCE, SETTINGS,
+        ("The name \"%s\" is taken: registered as \"%s\"", s.username.c_str(), name), (nullptr));
+  }
+  post(gst_structure_new("webrtccall-registered", "name", G_TYPE_STRING, name, "requested",
+                         G_TYPE_STRING, s.username.c_str(), "renamed", G_TYPE_BOOLEAN, renamed,
+                         nullptr));
+  maybe_call_peer();
+}
+
+void Engine::on_users(const char* const* users) {
+  std::vector<std::string> list;
+  for (const char* const* u = users; u && *u; ++u) list.emplace_back(*u);
+  {
+    std::lock_guard lock(state_mutex_);
+    users_copy_ = list;
+  }
+  GValue array = G_VALUE_INIT;
+  gst_value_array_init(&array, static_cast<guint>(list.size()));
+  for (const std::string& u : list) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_TYPE_STRING);
+    g_value_set_string(&v, u.c_str());
+    gst_value_array_append_and_take_value(&array, &v);
+  }
+  GstStructure* s = gst_structure_new_empty("webrtccall-users");
+  gst_structure_take_value(s, "users", &array);
+  post(s);
+  g_object_notify(G_OBJECT(element_), "users");
+
+  // The configured peer came (back) online: it may be called again.
+  std::string peer = settings().peer;
+  if (!peer.empty() && std::find(list.begin(), list.end(), peer) == list.end()) {
+    peer_attempts_ = 0;
+  }
+  maybe_call_peer();
+}
+
+void Engine::maybe_call_peer() {
+  std::string peer = settings().peer;
+  if (peer.empty() || !registered_ || calls_.contains(peer) || no_redial_.contains(peer) ||
+      peer_retry_source_) {
+    return;
+  }
+  std::vector<std::string> users = this->users();
+  if (std::find(users.begin(), users.end(), peer) == users.end()) return;  // not online yet
+  place_call(peer);
+}
+
+void Engine::schedule_peer_retry() {
+  std::string peer = settings().peer;
+  if (peer.empty() || no_redial_.contains(peer) || peer_retry_source_) return;
+  // 1 s, 2 s, 4 s ... up to 30 s between attempts.
+  guint delay = std::min(30u, 1u << std::min(peer_attempts_, 5u));
+  peer_attempts_++;
+  GST_INFO_OBJECT(element_, "calling %s again in %u s", peer.c_str(), delay);
+  peer_retry_source_ = g_timeout_add_seconds(
+      delay,
+      [](gpointer data) -> gboolean {
+        auto* self = static_cast<Engine*>(data);
+        self->peer_retry_source_ = 0;
+        self->maybe_call_peer();
+        return G_SOURCE_REMOVE;
+      },
+      this);
+}
+
+void Engine::place_call(const std::string& peer) {
+  if (!registered_) {
+    GST_ELEMENT_WARNING(element_, RESOURCE, FAILED,
+                        ("Cannot call %s: not registered yet", peer.c_str()), (nullptr));
+    return;
+  }
+  if (calls_.contains(peer)) return;
+  Settings s = settings();
+  if (calls_.size() >= s.max_calls) {
+    GST_ELEMENT_WARNING(element_, RESOURCE, BUSY,
+                        ("Cannot call %s: max-calls (%u) reached", peer.c_str(), s.max_calls),
+                        (nullptr));
+    return;
+  }
+  if (peer == my_name_) {
+    GST_ELEMENT_WARNING(element_, RESOURCE, SETTINGS, ("Cannot call yourself (%s)", peer.c_str()),
+                        (nullptr));
+    return;
+  }
+  auto call = std::make_unique<Call>(*this, peer, ++next_call_id_, true, s);
+  Call* c = call.get();
+  calls_.emplace(peer, std::move(call));
+  post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
+                         "direction", G_TYPE_STRING, "outgoing", nullptr));
+  std::string error;
+  if (!c->start(error)) end_call(peer, error, true);
+  std::lock_guard lock(state_mutex_);
+  calls_copy_.clear();
+  for (auto& [p, cl] : calls_) calls_copy_.push_back(p);
+}
+
+bool Engine::accept_incoming(const std::string& peer) {
+  Settings s = settings();
+  if (calls_.size() >= s.max_calls) {
+    GST_INFO_OBJECT(element_, "refusing %s: max-calls (%u) reached", peer.c_str(), s.max_calls);
+    gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "busy");
+    post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
+                           G_TYPE_STRING, "busy", nullptr));
+    return false;
+  }
+  if (!gst_webrtc_call_emit_incoming_call(element_, peer.c_str())) {
+    gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "declined");
+    post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
+                           G_TYPE_STRING, "declined", nullptr));
+    return false;
+  }
+  return true;
+}
+
+void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
+  std::string peer = peer_c;
+  auto type = static_cast<GstWebRTCSDPType>(type_i);
+  auto it = calls_.find(peer);
+  if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
+    if (it != calls_.end()) {
+      Call& existing = *it->second;
+      if (existing.offerer() && !existing.connected()) {
+        // Glare: both called at once. The smaller name keeps the offerer role, on both sides.
+        if (my_name_ < peer) {
+          GST_INFO_OBJECT(element_, "glare with %s: keeping our offer", peer.c_str());
+          return;
+        }
+        GST_INFO_OBJECT(element_, "glare with %s: answering theirs", peer.c_str());
+        end_call(peer, "glare: answering the call of " + peer + " instead", false);
+      } else {
+        GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
+                           peer.c_str());
+        return;
+      }
+    } else if (!accept_incoming(peer)) {
+      return;
+    }
+    Settings s = settings();
+    auto call = std::make_unique<Call>(*this, peer, ++next_call_id_, false, s);
+    Call* c = call.get();
+    calls_.emplace(peer, std::move(call));
+    {
+      std::lock_guard lock(state_mutex_);
+      calls_copy_.clear();
+      for (auto& [p, cl] : calls_) calls_copy_.push_back(p);
+    }
+    post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
+                           "direction", G_TYPE_STRING, "incoming", nullptr));
+    std::string error;
+    if (!c->start(error) || !c->remote_description(type, sdp, error)) {
+      GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                          ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
+      end_call(peer, error, true);
+    }
+    return;
+  }
+  if (it == calls_.end()) {
+    GST_WARNING_OBJECT(element_, "answer from %s, whom we did not call: ignored", peer.c_str());
+    return;
+  }
+  std::string error;
+  if (!it->second->remote_description(type, sdp, error)) {
+    GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                        ("Invalid answer from %s: %s", peer.c_str(), error.c_str()), (nullptr));
+    end_call(peer, error, true);
+  }
+}
+
+void Engine::on_candidate(const char* peer, guint mline, const char* mid, const char* candidate) {
+  auto it = calls_.find(peer);
+  if (it == calls_.end()) return;  // late candidates of an ended call
+  it->second->remote_candidate(mline, mid, candidate);
+}
+
+void Engine::on_remote_hang_up(const char* peer_c, const char* reason_c) {
+  std::string peer = peer_c, reason = reason_c ? reason_c : "";
+  if (!calls_.contains(peer)) return;
+  // Deliberate: the remote hung up or declined. Not deliberate: absent, gone, busy.
+  bool deliberate = reason.empty() || reason == "declined" || reason == "hang-up";
+  if (deliberate && peer == settings().peer) no_redial_.insert(peer);
+  std::string why = reason == "user-unavailable" ? peer + " is not online"
+                    : reason == "declined"       ? peer + " declined the call"
+                    : reason == "busy"           ? peer + " is busy"
+                    : reason == "disconnected"   ? peer + " disconnected from the server"
+                    : reason.empty()             ? peer + " hung up"
+                                                 : peer + " hung up (" + reason + ")";
+  end_call(peer, why, false);
+}
+
+void Engine::on_failed(const GError* error) {
+  std::string uri;
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(signaller_), "uri")) {
+    gchar* u = nullptr;
+    g_object_get(signaller_, "uri", &u, nullptr);
+    uri = u ? u : "";
+    g_free(u);
+  }
+  if (!registered_) {
+    GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE,
+                      ("Could not register on signaling server %s", uri.c_str()),
+                      ("%s", error->message));
+    return;
+  }
+  // Calls in progress are peer to peer and go on; new ones need the server back.
+  GST_ELEMENT_WARNING(element_, RESOURCE, READ, ("Lost the signaling server %s", uri.c_str()),
+                      ("%s", error->message));
+  registered_ = false;
+  gst_webrtc_call_signaller_stop(signaller_);
+  post(gst_structure_new("webrtccall-disconnected", "reason", G_TYPE_STRING, error->message,
+                         nullptr));
+  std::string name = settings().username;
+  g_timeout_add_seconds_full(
+      G_PRIORITY_DEFAULT, 2,
+      [](gpointer data) -> gboolean {
+        auto* self = static_cast<Engine*>(data);
+        if (!self->registered_) {
+          gst_webrtc_call_signaller_start(self->signaller_, self->settings().username.c_str());
+        }
+        return G_SOURCE_REMOVE;
+      },
+      this, nullptr);
+}
+
+void Engine::on_notice(const char* code, const char* message) {
+  GST_WARNING_OBJECT(element_, "signaling server: %s: %s", code, message);
+  post(gst_structure_new("webrtccall-server-error", "code", G_TYPE_STRING, code, "message",
+                         G_TYPE_STRING, message, nullptr));
+}
+
+// ---- calls ----
+
+Call* Engine::find_call(unsigned id) {
+  for (auto& [peer, call] : calls_) {
+    if (call->id() == id) return call.get();
+  }
+  return nullptr;
+}
+
+Call* Engine::find_call_any(unsigned id) {
+  if (Call* c = find_call(id)) return c;
+  auto it = dying_.find(id);
+  return it == dying_.end() ? nullptr : it->second.get();
+}
+
+void Engine::call_ended(Call* call, const std::string& reason, bool) {
+  end_call(call->peer(), reason, true);
+}
+
+void Engine::call_connected(Call* call) {
+  if (call->peer() == settings().peer) peer_attempts_ = 0;
+  post(gst_structure_new("webrtccall-call-connected", "peer", G_TYPE_STRING, call->peer().c_str(),
+                         nullptr));
+}
+
+void Engine::end_call(const std::string& peer, const std::string& reason, bool tell_peer) {
+  auto it = calls_.find(peer);
+  if (it == calls_.end()) return;
+  std::unique_ptr<Call> call = std::move(it->second);
+  calls_.erase(it);
+  {
+    std::lock_guard lock(state_mutex_);
+    calls_copy_.clear();
+    for (auto& [p, c] : calls_) calls_copy_.push_back(p);
+  }
+  g_object_notify(G_OBJECT(element_), "calls");
+  GST_INFO_OBJECT(element_, "call with %s ended: %s", peer.c_str(), reason.c_str());
+  if (tell_peer) gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), nullptr);
+  post(gst_structure_new("webrtccall-call-ended", "peer", G_TYPE_STRING, peer.c_str(), "reason",
+                         G_TYPE_STRING, reason.c_str(), nullptr));
+  unsigned id = call->id();
+  Call* c = call.get();
+  dying_.emplace(id, std::move(call));
+  c->teardown([this, id] { dying_.erase(id); });
+  if (peer == settings().peer) schedule_peer_retry();
+}
+
+void Engine::call(const std::string& peer) {
+  invoke([this, peer] {
+    no_redial_.erase(peer);
+    place_call(peer);
+  });
+}
+
+void Engine::hang_up(const std::optional<std::string>& peer) {
+  invoke([this, peer] {
+    std::vector<std::string> peers;
+    if (peer) {
+      peers.push_back(*peer);
+    } else {
+      for (auto& [p, c] : calls_) peers.push_back(p);
+    }
+    for (const std::string& p : peers) {
+      no_redial_.insert(p);  // a deliberate hang-up: the peer property does not redial
+      end_call(p, "hung up", true);
+    }
+  });
+}
+
+std::vector<std::string> Engine::users() const {
+  std::lock_guard lock(state_mutex_);
+  return users_copy_;
+}
+
+std::vector<std::string> Engine::calls() const {
+  std::lock_guard lock(state_mutex_);
+  return calls_copy_;
+}
+
+// ---- pads ----
+
+GstPad* Engine::add_src_pad(Call* call, Kind kind, GstPad* target) {
+  unsigned n = next_src_pad_[kind == Kind::kVideo ? 0 : 1]++;
+  std::string name =
+      std::string(kind == Kind::kVideo ? "video_src_" : "audio_src_") + std::to_string(n);
+  return gst_webrtc_call_new_src_pad(element_, name.c_str(), call->peer().c_str(),
+                                     kind == Kind::kVideo ? "video" : "audio", target);
+}
+
+void Engine::remove_src_pad(GstPad* pad) {
+  gst_pad_set_active(pad, FALSE);
+  gst_element_remove_pad(GST_ELEMENT(element_), pad);
+}
+
+std::vector<SinkStream*> Engine::streams_of(Kind kind) {
+  std::vector<SinkStream*> out;
+  for (auto& s : streams_) {
+    if (s->kind == kind) out.push_back(s.get());
+  }
+  return out;
+}
+
+GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
+  auto stream = std::make_unique<SinkStream>();
+  stream->name = name;
+  stream->kind = kind;
+  stream->entry = make_element("identity");
+  stream->tee = make_element("tee");
+  if (!stream->entry || !stream->tee) return nullptr;
+  // No call yet, or none of them linked: the input keeps flowing.
+  g_object_set(stream->tee, "allow-not-linked", TRUE, nullptr);
+  gst_bin_add_many(bin(), stream->entry, stream->tee, nullptr);
+  GstPad* target = gst_element_get_static_pad(stream->entry, "sink");
+  stream->ghost = gst_ghost_pad_new(name, target);
+  gst_object_unref(target);
+
+  // The chain between entry and tee depends on the input (raw or encoded): built when the
+  // caps arrive, before any buffer.
+  struct Ctx {
+    Engine* engine;
+    SinkStream* stream;
+  };
+  GstPad* entry_sink = gst_element_get_static_pad(stream->entry, "sink");
+  gst_pad_add_probe(
+      entry_sink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+      [](GstPad*, GstPadProbeInfo* info, gpointer data) -> GstPadProbeReturn {
+        GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
+        if (GST_EVENT_TYPE(event) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
+        GstCaps* caps = nullptr;
+        gst_event_parse_caps(event, &caps);
+        auto* ctx = static_cast<Ctx*>(data);
+        ctx->engine->build_stream_chain(ctx->stream, caps);
+        return GST_PAD_PROBE_OK;
+      },
+      new Ctx{this, stream.get()}, [](gpointer data) { delete static_cast<Ctx*>(data); });
+  gst_object_unref(entry_sink);
+  gst_element_sync_state_with_parent(stream->tee);
+  gst_element_sync_state_with_parent(stream->entry);
+  GstPad* ghost = stream->ghost;
+  std::lock_guard lock(streams_mutex_);
+  streams_.push_back(std::move(stream));
+  return ghost;
+}
+
+// Streaming thread, on the input's caps.
+void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
+  std::lock_guard lock(streams_mutex_);
+  const Codec* encoded = codec_for_encoded_caps(caps);
+  if (stream->chain_built) {
+    bool was_encoded = stream->codec && codec_for_encoded_caps(caps) == stream->codec;
+    if ((encoded != nullptr) != was_encoded && stream->codec) {
+      GST_ELEMENT_WARNING(
+          element_, STREAM, FORMAT,
+          ("%s changed between raw and encoded input: not supported", stream->name.c_str()),
+          (nullptr));
+    }
+    return;
+  }
+  Settings s = settings();
+  std::vector<GstElement*> chain;
+  if (encoded) {
+    if (encoded->kind != stream->kind) {
+      GST_ELEMENT_ERROR(element_, STREAM, WRONG_TYPE,
+                        ("%s got %s input", stream->name.c_str(), encoded->encoding_name),
+                        (nullptr));
+      return;
+    }
+    stream->codec = encoded;  // passed through, never re-encoded
+    if (encoded->parser) {
+      if (GstElement* parser = make_element(encoded->parser)) {
+        g_object_set(parser, "config-interval", -1, nullptr);
+        chain.push_back(parser);
+      }
+    }
+  } else {
+    stream->codec = stream->kind == Kind::kVideo ? s.video_codec : &opus_codec();
+    chain = make_encoder_chain(*stream->codec, s.video_bitrate_kbps);
+    if (chain.empty()) {
+      GST_ELEMENT_ERROR(element_, CORE, MISSING_PLUGIN,
+                        ("Cannot encode %s for %s: the encoder is missing", stream->name.c_str(),
+                         stream->codec->encoding_name),
+                        ("%s", stream->codec->encoder));
+      return;
+    }
+  }
+  std::vector<GstElement*> all;
+  all.push_back(stream->entry);
+  for (GstElement* e : chain) all.push_back(e);
+  all.push_back(stream->tee);
+  for (GstElement* e : chain) gst_bin_add(bin(), e);
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    if (!gst_element_link(all[i - 1], all[i])) {
+      GST_ELEMENT_ERROR(element_, CORE, NEGOTIATION,
+                        ("Cannot build the input chain of %s", stream->name.c_str()), (nullptr));
+      return;
+    }
+  }
+  for (GstElement* e : chain) gst_element_sync_state_with_parent(e);
+  stream->chain = chain;
+  stream->chain_built = true;
+}
+
+void Engine::release_sink_pad(GstPad* pad) {
+  std::unique_ptr<SinkStream> stream;
+  {
+    std::lock_guard lock(streams_mutex_);
+    auto it = std::find_if(streams_.begin(), streams_.end(),
+                           [pad](const auto& s) { return s->ghost == pad; });
+    if (it == streams_.end()) return;
+    stream = std::move(*it);
+    streams_.erase(it);
+  }
+  gst_element_remove_pad(GST_ELEMENT(element_), pad);
+  for (GstElement* e : {stream->entry, stream->tee}) {
+    gst_element_set_state(e, GST_STATE_NULL);
+    gst_bin_remove(bin(), e);
+  }
+  for (GstElement* e : stream->chain) {
+    gst_element_set_state(e, GST_STATE_NULL);
+    gst_bin_remove(bin(), e);
+  }
+}
+
+}  // namespace webrtccall

@@ -1,0 +1,139 @@
+// The engine of the webrtccall element: its signaling thread, the signaller, the calls and
+// the input streams they share. GObject glue is in webrtccall.cpp; one call is in call.h.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "media.h"
+#include "signaller.h"
+
+struct _GstWebRTCCall;
+
+namespace webrtccall {
+
+class Call;
+
+// What the element's properties say, read once per call (under the object lock).
+struct Settings {
+  std::string username;
+  std::string peer;
+  bool auto_answer = true;
+  unsigned max_calls = 1;
+  std::string stun_server;
+  std::vector<std::string> turn_servers;
+  const Codec* video_codec = nullptr;
+  unsigned video_bitrate_kbps = 1000;
+  unsigned latency_ms = 50;
+  unsigned call_timeout_s = 10;
+  bool output_encoded = false;
+  bool upnp = false;
+  std::vector<std::string> ice_addresses;
+};
+
+// One request sink pad: input -> (encoder chain | parser) -> tee -> one branch per call.
+struct SinkStream {
+  std::string name;
+  Kind kind;
+  GstElement* entry = nullptr;  // identity; the ghost pad's target
+  GstElement* tee = nullptr;
+  GstPad* ghost = nullptr;
+  const Codec* codec = nullptr;  // known once caps arrived (guarded by Engine::streams_mutex_)
+  bool chain_built = false;
+  std::vector<GstElement*> chain;
+};
+
+class Engine {
+ public:
+  explicit Engine(_GstWebRTCCall* element);
+  ~Engine();
+
+  // NULL->READY: starts the signaling thread and the signaller. READY->NULL: stops both,
+  // ending every call. Both return when done.
+  bool start();
+  void stop();
+
+  // Application thread.
+  GstPad* request_sink_pad(Kind kind, const char* name);
+  void release_sink_pad(GstPad* pad);
+  void call(const std::string& peer);
+  void hang_up(const std::optional<std::string>& peer);
+  std::vector<std::string> users() const;
+  std::vector<std::string> calls() const;
+
+  // Used by calls (signaling thread unless said otherwise).
+  _GstWebRTCCall* element() const { return element_; }
+  GstBin* bin() const;
+  Settings settings() const;  // any thread
+  GstWebRTCCallSignaller* signaller() const { return signaller_; }
+  // Runs `fn` on the signaling thread (soon, never synchronously). Any thread.
+  void invoke(std::function<void()> fn);
+  // Streams of one kind that calls should send.
+  std::vector<SinkStream*> streams_of(Kind kind);
+  std::mutex& streams_mutex() { return streams_mutex_; }
+  void call_ended(Call* call, const std::string& reason, bool remote_choice);
+  Call* find_call(unsigned id);      // a live call
+  Call* find_call_any(unsigned id);  // a live call or one being torn down
+  // A source pad for what `call` receives (streaming thread); removed by remove_src_pad.
+  GstPad* add_src_pad(Call* call, Kind kind, GstPad* target);
+  void remove_src_pad(GstPad* pad);
+  void call_connected(Call* call);
+  void post(GstStructure* s);  // an element message on the bus; any thread
+
+ private:
+  static gpointer thread_main(gpointer self);
+  void connect_signaller();
+  void disconnect_signaller();
+  void on_registered(const char* name);
+  void on_users(const char* const* users);
+  void on_description(const char* peer, int type, const char* sdp);
+  void on_candidate(const char* peer, guint mline, const char* mid, const char* candidate);
+  void on_remote_hang_up(const char* peer, const char* reason);
+  void on_failed(const GError* error);
+  void on_notice(const char* code, const char* message);
+
+  void place_call(const std::string& peer);
+  bool accept_incoming(const std::string& peer);
+  void end_call(const std::string& peer, const std::string& reason, bool tell_peer);
+  void schedule_peer_retry();
+  void maybe_call_peer();
+  void build_stream_chain(SinkStream* stream, GstCaps* caps);
+
+  _GstWebRTCCall* element_;
+  GstWebRTCCallSignaller* signaller_ = nullptr;
+  std::vector<gulong> signaller_handlers_;
+
+  GMainContext* context_ = nullptr;
+  GMainLoop* loop_ = nullptr;
+  GThread* thread_ = nullptr;
+
+  // Signaling thread only.
+  std::string my_name_;
+  bool registered_ = false;
+  std::map<std::string, std::unique_ptr<Call>> calls_;
+  std::map<unsigned, std::unique_ptr<Call>> dying_;  // being torn down
+  guint health_source_ = 0;
+  std::set<std::string> no_redial_;  // peers that hung up on us or refused
+  unsigned peer_attempts_ = 0;
+  guint peer_retry_source_ = 0;
+
+  mutable std::mutex state_mutex_;  // guards the copies below, read by the application
+  std::vector<std::string> users_copy_;
+  std::vector<std::string> calls_copy_;
+
+  std::mutex streams_mutex_;
+  std::vector<std::unique_ptr<SinkStream>> streams_;
+  unsigned next_call_id_ = 0;
+  std::atomic<unsigned> next_src_pad_[2] = {0, 0};
+};
+
+}  // namespace webrtccall

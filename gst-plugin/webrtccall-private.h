@@ -1,0 +1,35 @@
+// The instance structure of GstWebRTCCall, shared by the GObject glue (webrtccall.cpp) and
+// the engine. Properties are guarded by the object lock.
+#pragma once
+
+#include "engine.h"
+#include "signaller.h"
+#include "webrtccall.h"
+
+struct _GstWebRTCCall {
+  GstBin parent;
+
+  // Properties (object lock).
+  gchar* username;
+  gchar* peer;
+  gboolean auto_answer;
+  guint max_calls;
+  gchar* stun_server;
+  GStrv turn_servers;
+  GstWebRTCCallVideoCodec video_codec;
+  guint video_bitrate;
+  guint latency;
+  guint call_timeout;
+  gboolean output_encoded;
+  gboolean upnp;
+  GStrv ice_addresses;
+  GstWebRTCCallSignaller* signaller;  // owned; replaceable in the NULL state
+
+  webrtccall::Engine* engine;  // created in init, lives as long as the element
+};
+
+// Emits "incoming-call" (signaling thread, no lock held): TRUE to accept.
+gboolean gst_webrtc_call_emit_incoming_call(GstWebRTCCall* self, const gchar* peer);
+// Creates a source pad for a call's stream (see webrtccall.cpp).
+GstPad* gst_webrtc_call_new_src_pad(GstWebRTCCall* self, const gchar* name, const gchar* peer,
+                                    const gchar* kind, GstPad* target);

@@ -1,0 +1,609 @@
+// GObject glue of the webrtccall element: properties, pads, signals, state changes and the
+// child proxy. The work is done by webrtccall::Engine (engine.cpp) and Call (call.cpp).
+#include "webrtccall.h"
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <optional>
+#include <string>
+
+#include "engine.h"
+#include "webrtccall-private.h"
+#include "ws-signaller.h"
+
+GST_DEBUG_CATEGORY(webrtccall_debug);
+#define GST_CAT_DEFAULT webrtccall_debug
+
+namespace {
+
+constexpr gboolean kDefaultAutoAnswer = TRUE;
+constexpr guint kDefaultMaxCalls = 1;
+constexpr GstWebRTCCallVideoCodec kDefaultVideoCodec = GST_WEBRTC_CALL_VIDEO_CODEC_VP8;
+constexpr guint kDefaultVideoBitrate = 1000;  // kbit/s
+constexpr guint kDefaultLatency = 50;         // ms; webrtcbin's own default is 200
+constexpr guint kDefaultCallTimeout = 10;     // s
+constexpr gboolean kDefaultOutputEncoded = FALSE;
+constexpr gboolean kDefaultUpnp = FALSE;
+
+enum {
+  PROP_0,
+  PROP_SIGNALING_SERVER,
+  PROP_USERNAME,
+  PROP_PEER,
+  PROP_AUTO_ANSWER,
+  PROP_MAX_CALLS,
+  PROP_STUN_SERVER,
+  PROP_TURN_SERVERS,
+  PROP_VIDEO_CODEC,
+  PROP_VIDEO_BITRATE,
+  PROP_LATENCY,
+  PROP_CALL_TIMEOUT,
+  PROP_OUTPUT_ENCODED,
+  PROP_UPNP,
+  PROP_ICE_ADDRESSES,
+  PROP_TLS_CA_FILE,
+  PROP_SIGNALLER,
+  PROP_USERS,
+  PROP_CALLS,
+  N_PROPS
+};
+GParamSpec* properties[N_PROPS];
+
+enum { SIGNAL_CALL, SIGNAL_HANG_UP, SIGNAL_INCOMING_CALL, N_SIGNALS };
+guint signals[N_SIGNALS];
+
+GstStaticPadTemplate video_sink_template = GST_STATIC_PAD_TEMPLATE(
+    "video_%u", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS("video/x-raw(ANY); video/x-vp8; video/x-vp9; "
+                    "video/x-h264, stream-format = (string) { avc, byte-stream }, "
+                    "alignment = (string) au"));
+GstStaticPadTemplate audio_sink_template = GST_STATIC_PAD_TEMPLATE(
+    "audio_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("audio/x-raw(ANY); audio/x-opus"));
+GstStaticPadTemplate video_src_template = GST_STATIC_PAD_TEMPLATE(
+    "video_src_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
+    GST_STATIC_CAPS("video/x-raw(ANY); video/x-vp8; video/x-vp9; video/x-h264"));
+GstStaticPadTemplate audio_src_template =
+    GST_STATIC_PAD_TEMPLATE("audio_src_%u", GST_PAD_SRC, GST_PAD_SOMETIMES,
+                            GST_STATIC_CAPS("audio/x-raw(ANY); audio/x-opus"));
+
+}  // namespace
+
+// ---- Source pads: a ghost pad that says which call and which kind it carries ----
+
+#define GST_TYPE_WEBRTC_CALL_SRC_PAD (gst_webrtc_call_src_pad_get_type())
+G_DECLARE_FINAL_TYPE(GstWebRTCCallSrcPad, gst_webrtc_call_src_pad, GST, WEBRTC_CALL_SRC_PAD,
+                     GstGhostPad)
+
+struct _GstWebRTCCallSrcPad {
+  GstGhostPad parent;
+  gchar* peer;
+  gchar* kind;
+};
+
+G_DEFINE_FINAL_TYPE(GstWebRTCCallSrcPad, gst_webrtc_call_src_pad, GST_TYPE_GHOST_PAD)
+
+enum { PAD_PROP_0, PAD_PROP_PEER, PAD_PROP_KIND };
+
+static void gst_webrtc_call_src_pad_get_property(GObject* object, guint id, GValue* value,
+                                                 GParamSpec* pspec) {
+  auto* pad = GST_WEBRTC_CALL_SRC_PAD(object);
+  switch (id) {
+    case PAD_PROP_PEER:
+      g_value_set_string(value, pad->peer);
+      break;
+    case PAD_PROP_KIND:
+      g_value_set_string(value, pad->kind);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+  }
+}
+
+static void gst_webrtc_call_src_pad_finalize(GObject* object) {
+  auto* pad = GST_WEBRTC_CALL_SRC_PAD(object);
+  g_free(pad->peer);
+  g_free(pad->kind);
+  G_OBJECT_CLASS(gst_webrtc_call_src_pad_parent_class)->finalize(object);
+}
+
+static void gst_webrtc_call_src_pad_class_init(GstWebRTCCallSrcPadClass* klass) {
+  GObjectClass* oc = G_OBJECT_CLASS(klass);
+  oc->get_property = gst_webrtc_call_src_pad_get_property;
+  oc->finalize = gst_webrtc_call_src_pad_finalize;
+  g_object_class_install_property(
+      oc, PAD_PROP_PEER,
+      g_param_spec_string("peer", "Peer", "The user of the call this pad outputs", nullptr,
+                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property(
+      oc, PAD_PROP_KIND,
+      g_param_spec_string("kind", "Kind", "\"video\" or \"audio\"", nullptr,
+                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+}
+
+static void gst_webrtc_call_src_pad_init(GstWebRTCCallSrcPad*) {}
+
+// ---- The element ----
+
+static void gst_webrtc_call_child_proxy_init(GstChildProxyInterface* iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE(GstWebRTCCall, gst_webrtc_call, GST_TYPE_BIN,
+                              G_IMPLEMENT_INTERFACE(GST_TYPE_CHILD_PROXY,
+                                                    gst_webrtc_call_child_proxy_init)
+                                  GST_DEBUG_CATEGORY_INIT(webrtccall_debug, "webrtccall", 0,
+                                                          "WebRTC calls by username"));
+
+GST_ELEMENT_REGISTER_DEFINE(webrtccall, "webrtccall", GST_RANK_NONE, GST_TYPE_WEBRTC_CALL);
+
+GType gst_webrtc_call_video_codec_get_type(void) {
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+      {GST_WEBRTC_CALL_VIDEO_CODEC_VP8, "VP8 (every browser)", "vp8"},
+      {GST_WEBRTC_CALL_VIDEO_CODEC_H264, "H.264 constrained baseline (openh264)", "h264"},
+      {GST_WEBRTC_CALL_VIDEO_CODEC_VP9, "VP9", "vp9"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) {
+    g_once_init_leave(&type, g_enum_register_static("GstWebRTCCallVideoCodec", values));
+  }
+  return type;
+}
+
+gboolean gst_webrtc_call_emit_incoming_call(GstWebRTCCall* self, const gchar* peer) {
+  GST_OBJECT_LOCK(self);
+  gboolean accept = self->auto_answer;
+  GST_OBJECT_UNLOCK(self);
+  if (g_signal_has_handler_pending(self, signals[SIGNAL_INCOMING_CALL], 0, TRUE)) {
+    // Handlers decide; any handler returning FALSE refuses.
+    accept = TRUE;
+    g_signal_emit(self, signals[SIGNAL_INCOMING_CALL], 0, peer, &accept);
+  }
+  return accept;
+}
+
+GstPad* gst_webrtc_call_new_src_pad(GstWebRTCCall* self, const gchar* name, const gchar* peer,
+                                    const gchar* kind, GstPad* target) {
+  GstPadTemplate* templ = gst_element_class_get_pad_template(
+      GST_ELEMENT_GET_CLASS(self), g_str_equal(kind, "video") ? "video_src_%u" : "audio_src_%u");
+  auto* pad =
+      GST_WEBRTC_CALL_SRC_PAD(g_object_new(GST_TYPE_WEBRTC_CALL_SRC_PAD, "name", name, "direction",
+                                           GST_PAD_SRC, "template", templ, nullptr));
+  pad->peer = g_strdup(peer);
+  pad->kind = g_strdup(kind);
+  gst_ghost_pad_set_target(GST_GHOST_PAD(pad), target);
+  // Nobody linked it (gst-launch links only the first call's pads): drop the data instead of
+  // letting not-linked stop webrtcbin's streaming threads.
+  gst_pad_add_probe(
+      target,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+      [](GstPad*, GstPadProbeInfo*, gpointer ghost) {
+        return gst_pad_is_linked(GST_PAD(ghost)) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+      },
+      pad, nullptr);
+  gst_pad_set_active(GST_PAD(pad), TRUE);
+  gst_element_add_pad(GST_ELEMENT(self), GST_PAD(pad));
+  return GST_PAD(pad);
+}
+
+static GstPad* gst_webrtc_call_request_new_pad(GstElement* element, GstPadTemplate* templ,
+                                               const gchar* name, const GstCaps*) {
+  auto* self = GST_WEBRTC_CALL(element);
+  bool video = g_str_equal(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video_%u");
+  static std::atomic<unsigned> counter[2];
+  std::string pad_name =
+      name ? name
+           : std::string(video ? "video_" : "audio_") + std::to_string(counter[video ? 0 : 1]++);
+  if (GstPad* existing = gst_element_get_static_pad(element, pad_name.c_str())) {
+    gst_object_unref(existing);
+    GST_WARNING_OBJECT(self, "pad %s exists already", pad_name.c_str());
+    return nullptr;
+  }
+  GstPad* pad = self->engine->request_sink_pad(
+      video ? webrtccall::Kind::kVideo : webrtccall::Kind::kAudio, pad_name.c_str());
+  if (!pad) return nullptr;
+  gst_pad_set_active(pad, TRUE);
+  gst_element_add_pad(element, pad);
+  return pad;
+}
+
+static void gst_webrtc_call_release_pad(GstElement* element, GstPad* pad) {
+  GST_WEBRTC_CALL(element)->engine->release_sink_pad(pad);
+}
+
+static GstStateChangeReturn gst_webrtc_call_change_state(GstElement* element,
+                                                         GstStateChange transition) {
+  auto* self = GST_WEBRTC_CALL(element);
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY && !self->engine->start()) {
+    return GST_STATE_CHANGE_FAILURE;
+  }
+  GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(gst_webrtc_call_parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL) self->engine->stop();
+  // A call is a live source: what the remote sends comes in real time, never in PAUSED.
+  // Without this, a pipeline whose sinks wait for our (not yet existing) source pads would
+  // stay in PAUSED forever, and so would webrtcbin's network sinks.
+  if ((transition == GST_STATE_CHANGE_READY_TO_PAUSED ||
+       transition == GST_STATE_CHANGE_PLAYING_TO_PAUSED) &&
+      ret == GST_STATE_CHANGE_SUCCESS) {
+    ret = GST_STATE_CHANGE_NO_PREROLL;
+  }
+  if (ret == GST_STATE_CHANGE_FAILURE && transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    self->engine->stop();
+  }
+  return ret;
+}
+
+static void set_signaller_property(GstWebRTCCall* self, const char* name, const GValue* value) {
+  GST_OBJECT_LOCK(self);
+  GObject* signaller = self->signaller ? G_OBJECT(gst_object_ref(self->signaller)) : nullptr;
+  GST_OBJECT_UNLOCK(self);
+  if (!signaller) return;
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(signaller), name)) {
+    g_object_set_property(signaller, name, value);
+  } else {
+    GST_WARNING_OBJECT(self, "the signaller has no %s property", name);
+  }
+  g_object_unref(signaller);
+}
+
+static void get_signaller_property(GstWebRTCCall* self, const char* name, GValue* value) {
+  GST_OBJECT_LOCK(self);
+  GObject* signaller = self->signaller ? G_OBJECT(gst_object_ref(self->signaller)) : nullptr;
+  GST_OBJECT_UNLOCK(self);
+  if (signaller && g_object_class_find_property(G_OBJECT_GET_CLASS(signaller), name)) {
+    g_object_get_property(signaller, name, value);
+  }
+  if (signaller) g_object_unref(signaller);
+}
+
+static void replace_string(GstWebRTCCall* self, gchar** field, const GValue* value) {
+  GST_OBJECT_LOCK(self);
+  g_free(*field);
+  *field = g_value_dup_string(value);
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void replace_strv(GstWebRTCCall* self, GStrv* field, const GValue* value) {
+  GST_OBJECT_LOCK(self);
+  g_strfreev(*field);
+  *field = static_cast<GStrv>(g_value_dup_boxed(value));
+  GST_OBJECT_UNLOCK(self);
+}
+
+static GStrv to_strv(const std::vector<std::string>& list) {
+  GStrv out = g_new0(gchar*, list.size() + 1);
+  for (std::size_t i = 0; i < list.size(); ++i) out[i] = g_strdup(list[i].c_str());
+  return out;
+}
+
+static void gst_webrtc_call_set_property(GObject* object, guint prop_id, const GValue* value,
+                                         GParamSpec* pspec) {
+  auto* self = GST_WEBRTC_CALL(object);
+  switch (prop_id) {
+    case PROP_SIGNALING_SERVER:
+      set_signaller_property(self, "uri", value);
+      break;
+    case PROP_TLS_CA_FILE:
+      set_signaller_property(self, "tls-ca-file", value);
+      break;
+    case PROP_USERNAME:
+      replace_string(self, &self->username, value);
+      break;
+    case PROP_PEER:
+      replace_string(self, &self->peer, value);
+      break;
+    case PROP_STUN_SERVER:
+      replace_string(self, &self->stun_server, value);
+      break;
+    case PROP_TURN_SERVERS:
+      replace_strv(self, &self->turn_servers, value);
+      break;
+    case PROP_ICE_ADDRESSES:
+      replace_strv(self, &self->ice_addresses, value);
+      break;
+    case PROP_SIGNALLER: {
+      GST_OBJECT_LOCK(self);
+      if (GST_STATE(self) != GST_STATE_NULL) {
+        GST_OBJECT_UNLOCK(self);
+        g_warning("webrtccall: the signaller can only be replaced in the NULL state");
+        break;
+      }
+      auto* s = static_cast<GstWebRTCCallSignaller*>(g_value_dup_object(value));
+      GstWebRTCCallSignaller* old = self->signaller;
+      self->signaller = s;
+      GST_OBJECT_UNLOCK(self);
+      if (old) g_object_unref(old);
+      break;
+    }
+    default: {
+      GST_OBJECT_LOCK(self);
+      switch (prop_id) {
+        case PROP_AUTO_ANSWER:
+          self->auto_answer = g_value_get_boolean(value);
+          break;
+        case PROP_MAX_CALLS:
+          self->max_calls = g_value_get_uint(value);
+          break;
+        case PROP_VIDEO_CODEC:
+          self->video_codec = static_cast<GstWebRTCCallVideoCodec>(g_value_get_enum(value));
+          break;
+        case PROP_VIDEO_BITRATE:
+          self->video_bitrate = g_value_get_uint(value);
+          break;
+        case PROP_LATENCY:
+          self->latency = g_value_get_uint(value);
+          break;
+        case PROP_CALL_TIMEOUT:
+          self->call_timeout = g_value_get_uint(value);
+          break;
+        case PROP_OUTPUT_ENCODED:
+          self->output_encoded = g_value_get_boolean(value);
+          break;
+        case PROP_UPNP:
+          self->upnp = g_value_get_boolean(value);
+          break;
+        default:
+          G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+          break;
+      }
+      GST_OBJECT_UNLOCK(self);
+      break;
+    }
+  }
+}
+
+static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue* value,
+                                         GParamSpec* pspec) {
+  auto* self = GST_WEBRTC_CALL(object);
+  switch (prop_id) {
+    case PROP_SIGNALING_SERVER:
+      get_signaller_property(self, "uri", value);
+      return;
+    case PROP_TLS_CA_FILE:
+      get_signaller_property(self, "tls-ca-file", value);
+      return;
+    case PROP_USERS:
+      g_value_take_boxed(value, to_strv(self->engine->users()));
+      return;
+    case PROP_CALLS:
+      g_value_take_boxed(value, to_strv(self->engine->calls()));
+      return;
+    default:
+      break;
+  }
+  GST_OBJECT_LOCK(self);
+  switch (prop_id) {
+    case PROP_USERNAME:
+      g_value_set_string(value, self->username);
+      break;
+    case PROP_PEER:
+      g_value_set_string(value, self->peer);
+      break;
+    case PROP_AUTO_ANSWER:
+      g_value_set_boolean(value, self->auto_answer);
+      break;
+    case PROP_MAX_CALLS:
+      g_value_set_uint(value, self->max_calls);
+      break;
+    case PROP_STUN_SERVER:
+      g_value_set_string(value, self->stun_server);
+      break;
+    case PROP_TURN_SERVERS:
+      g_value_set_boxed(value, self->turn_servers);
+      break;
+    case PROP_VIDEO_CODEC:
+      g_value_set_enum(value, self->video_codec);
+      break;
+    case PROP_VIDEO_BITRATE:
+      g_value_set_uint(value, self->video_bitrate);
+      break;
+    case PROP_LATENCY:
+      g_value_set_uint(value, self->latency);
+      break;
+    case PROP_CALL_TIMEOUT:
+      g_value_set_uint(value, self->call_timeout);
+      break;
+    case PROP_OUTPUT_ENCODED:
+      g_value_set_boolean(value, self->output_encoded);
+      break;
+    case PROP_UPNP:
+      g_value_set_boolean(value, self->upnp);
+      break;
+    case PROP_ICE_ADDRESSES:
+      g_value_set_boxed(value, self->ice_addresses);
+      break;
+    case PROP_SIGNALLER:
+      g_value_set_object(value, self->signaller);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_webrtc_call_finalize(GObject* object) {
+  auto* self = GST_WEBRTC_CALL(object);
+  delete self->engine;
+  g_free(self->username);
+  g_free(self->peer);
+  g_free(self->stun_server);
+  g_strfreev(self->turn_servers);
+  g_strfreev(self->ice_addresses);
+  g_clear_object(&self->signaller);
+  G_OBJECT_CLASS(gst_webrtc_call_parent_class)->finalize(object);
+}
+
+static void action_call(GstWebRTCCall* self, const gchar* username) {
+  if (!username || !*username) {
+    GST_WARNING_OBJECT(self, "call: no username");
+    return;
+  }
+  self->engine->call(username);
+}
+
+static void action_hang_up(GstWebRTCCall* self, const gchar* username) {
+  self->engine->hang_up(username ? std::optional<std::string>(username) : std::nullopt);
+}
+
+static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
+  GObjectClass* oc = G_OBJECT_CLASS(klass);
+  GstElementClass* ec = GST_ELEMENT_CLASS(klass);
+  oc->set_property = gst_webrtc_call_set_property;
+  oc->get_property = gst_webrtc_call_get_property;
+  oc->finalize = gst_webrtc_call_finalize;
+  ec->change_state = gst_webrtc_call_change_state;
+  ec->request_new_pad = gst_webrtc_call_request_new_pad;
+  ec->release_pad = gst_webrtc_call_release_pad;
+
+  auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                     GST_PARAM_MUTABLE_READY);
+  auto rw_playing = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                             GST_PARAM_MUTABLE_PLAYING);
+  auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  properties[PROP_SIGNALING_SERVER] = g_param_spec_string(
+      "signaling-server", "Signaling server",
+      "WebSocket URI of the signaling server, ws:// or wss:// (the signaller's uri)", nullptr, rw);
+  properties[PROP_USERNAME] = g_param_spec_string(
+      "username", "Username",
+      "The name to register (the server may append a number when it is taken)", nullptr, rw);
+  properties[PROP_PEER] = g_param_spec_string(
+      "peer", "Peer",
+      "A user to call as soon as it is online; called again with backoff when the call fails or "
+      "the user comes back, but not after it hung up or declined",
+      nullptr, rw_playing);
+  properties[PROP_AUTO_ANSWER] = g_param_spec_boolean(
+      "auto-answer", "Auto answer", "Accept incoming calls (when no incoming-call handler decides)",
+      kDefaultAutoAnswer, rw_playing);
+  properties[PROP_MAX_CALLS] = g_param_spec_uint(
+      "max-calls", "Max calls", "Calls at once; further incoming calls are refused as busy", 1,
+      1000, kDefaultMaxCalls, rw_playing);
+  properties[PROP_STUN_SERVER] =
+      g_param_spec_string("stun-server", "STUN server",
+                          "stun://host:port (no default: no public server is used)", nullptr, rw);
+  properties[PROP_TURN_SERVERS] =
+      g_param_spec_boxed("turn-servers", "TURN servers",
+                         "turn(s)://user:password@host:port, any number", G_TYPE_STRV, rw);
+  properties[PROP_VIDEO_CODEC] = g_param_spec_enum(
+      "video-codec", "Video codec", "Codec for raw video input (encoded input is sent as is)",
+      GST_TYPE_WEBRTC_CALL_VIDEO_CODEC, kDefaultVideoCodec, rw);
+  properties[PROP_VIDEO_BITRATE] = g_param_spec_uint("video-bitrate", "Video bitrate",
+                                                     "Target bitrate of encoded video in kbit/s",
+                                                     50, 50000, kDefaultVideoBitrate, rw);
+  properties[PROP_LATENCY] =
+      g_param_spec_uint("latency", "Latency", "Jitter buffer of received streams in ms", 0, 10000,
+                        kDefaultLatency, rw);
+  properties[PROP_CALL_TIMEOUT] = g_param_spec_uint(
+      "call-timeout", "Call timeout",
+      "Seconds without any packet from the remote after which a call ends (a vanished peer)", 2,
+      3600, kDefaultCallTimeout, rw_playing);
+  properties[PROP_OUTPUT_ENCODED] = g_param_spec_boolean(
+      "output-encoded", "Output encoded",
+      "Source pads give the received streams encoded (VP8/VP9/H.264/Opus), for recording "
+      "without transcoding",
+      kDefaultOutputEncoded, rw);
+  properties[PROP_UPNP] = g_param_spec_boolean(
+      "upnp", "UPnP", "Let libnice map ports with UPnP (costs a thread and multicast per call)",
+      kDefaultUpnp, rw);
+  properties[PROP_ICE_ADDRESSES] = g_param_spec_boxed(
+      "ice-addresses", "ICE addresses",
+      "Local IP addresses ICE may use (default: every interface); 127.0.0.1 enables loopback",
+      G_TYPE_STRV, rw);
+  properties[PROP_TLS_CA_FILE] = g_param_spec_string(
+      "tls-ca-file", "TLS CA file",
+      "PEM certificate authorities to trust for wss:// (a private CA)", nullptr, rw);
+  properties[PROP_SIGNALLER] = g_param_spec_object(
+      "signaller", "Signaller", "The signaling implementation (child \"signaller\")",
+      GST_TYPE_WEBRTC_CALL_SIGNALLER,
+      static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS));
+  properties[PROP_USERS] =
+      g_param_spec_boxed("users", "Users", "Who is online now", G_TYPE_STRV, ro);
+  properties[PROP_CALLS] =
+      g_param_spec_boxed("calls", "Calls", "The users we are in a call with", G_TYPE_STRV, ro);
+  g_object_class_install_properties(oc, N_PROPS, properties);
+
+  /**
+   * webrtccall::call:
+   * @username: the user to call
+   *
+   * Calls a user. Progress and the outcome are posted on the bus (webrtccall-call-*).
+   */
+  signals[SIGNAL_CALL] = g_signal_new_class_handler(
+      "call", G_TYPE_FROM_CLASS(klass),
+      static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION), G_CALLBACK(action_call),
+      nullptr, nullptr, nullptr, G_TYPE_NONE, 1, G_TYPE_STRING);
+  /**
+   * webrtccall::hang-up:
+   * @username: the user to hang up on, or NULL for every call
+   */
+  signals[SIGNAL_HANG_UP] = g_signal_new_class_handler(
+      "hang-up", G_TYPE_FROM_CLASS(klass),
+      static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION), G_CALLBACK(action_hang_up),
+      nullptr, nullptr, nullptr, G_TYPE_NONE, 1, G_TYPE_STRING);
+  /**
+   * webrtccall::incoming-call:
+   * @username: who calls
+   *
+   * Emitted on the element's signaling thread when a user calls. Return FALSE to refuse
+   * (the caller gets a hang-up with reason "declined"). Without a handler, auto-answer decides.
+   */
+  signals[SIGNAL_INCOMING_CALL] =
+      g_signal_new("incoming-call", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr,
+                   nullptr, nullptr, G_TYPE_BOOLEAN, 1, G_TYPE_STRING);
+
+  gst_element_class_add_static_pad_template(ec, &video_sink_template);
+  gst_element_class_add_static_pad_template(ec, &audio_sink_template);
+  gst_element_class_add_static_pad_template(ec, &video_src_template);
+  gst_element_class_add_static_pad_template(ec, &audio_src_template);
+  gst_element_class_set_static_metadata(
+      ec, "WebRTC call", "Network/Source/Sink/Bin",
+      "Places and answers WebRTC calls by username through a signaling server: sends the sink "
+      "pads' media, outputs each remote's media on source pads",
+      "gst-webrtc-call developers");
+  gst_type_mark_as_plugin_api(GST_TYPE_WEBRTC_CALL_VIDEO_CODEC, static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_WEBRTC_CALL_SIGNALLER, static_cast<GstPluginAPIFlags>(0));
+}
+
+static void gst_webrtc_call_init(GstWebRTCCall* self) {
+  self->auto_answer = kDefaultAutoAnswer;
+  self->max_calls = kDefaultMaxCalls;
+  self->video_codec = kDefaultVideoCodec;
+  self->video_bitrate = kDefaultVideoBitrate;
+  self->latency = kDefaultLatency;
+  self->call_timeout = kDefaultCallTimeout;
+  self->output_encoded = kDefaultOutputEncoded;
+  self->upnp = kDefaultUpnp;
+  self->signaller =
+      GST_WEBRTC_CALL_SIGNALLER(g_object_new(GST_TYPE_WEBRTC_CALL_WS_SIGNALLER, nullptr));
+  self->engine = new webrtccall::Engine(self);
+}
+
+// ---- GstChildProxy: "signaller" ----
+
+static GObject* child_by_name(GstChildProxy* proxy, const gchar* name) {
+  auto* self = GST_WEBRTC_CALL(proxy);
+  if (g_str_equal(name, "signaller")) {
+    GST_OBJECT_LOCK(self);
+    GObject* s = self->signaller ? G_OBJECT(g_object_ref(self->signaller)) : nullptr;
+    GST_OBJECT_UNLOCK(self);
+    return s;
+  }
+  GstElement* child = gst_bin_get_by_name(GST_BIN(self), name);
+  return child ? G_OBJECT(child) : nullptr;
+}
+
+static GObject* child_by_index(GstChildProxy* proxy, guint index) {
+  if (index != 0) return nullptr;
+  return child_by_name(proxy, "signaller");
+}
+
+static guint children_count(GstChildProxy*) {
+  return 1;
+}
+
+static void gst_webrtc_call_child_proxy_init(GstChildProxyInterface* iface) {
+  iface->get_child_by_name = child_by_name;
+  iface->get_child_by_index = child_by_index;
+  iface->get_children_count = children_count;
+}
