@@ -536,7 +536,7 @@ void Call::request_keyframes() {
   for (SendBranch& b : sends_) {
     if (b.stream->kind != Kind::kVideo || b.elements.empty()) continue;
     GstPad* sink = gst_element_get_static_pad(b.elements.front(), "sink");
-    gst_pad_send_event(sink,
+    gst_pad_push_event(sink,  // from the sink pad: upstream, through the tee to the encoder
                        gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
     gst_object_unref(sink);
   }

@@ -1,0 +1,216 @@
+// The webrtccall element, element to element through the real server, inside a network
+// namespace of the test's own (tests/netns-run.sh).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "client.h"
+#include "peer.h"
+#include "protocol.h"
+
+using test::Peer;
+using test::PeerOptions;
+using test::ServerProcess;
+
+namespace {
+
+bool received_media(Peer& p, int video, int audio) {
+  return p.wait_until([&] { return p.video_buffers >= video && p.audio_buffers >= audio; }, 20000);
+}
+
+// A raw protocol client, for what an element would never send (bad SDPs).
+class RawClient {
+ public:
+  RawClient(const std::string& url, const std::string& name) : name_(name) {
+    client_ = std::make_unique<signaling::Client>(
+        signaling::ClientOptions{.uri = url},
+        signaling::ClientCallbacks{
+            .on_open = {},
+            .on_text =
+                [this](std::string_view text) {
+                  auto r = signaling::protocol::parse_server(text, {});
+                  auto* m = std::get_if<signaling::protocol::ServerMessage>(&r);
+                  if (!m) return;
+                  if (auto* id = std::get_if<signaling::protocol::IdMsg>(m)) {
+                    client_->send(R"({"type":"username","name":")" + name_ + R"(","id":)" +
+                                  std::to_string(id->id) + "}");
+                  } else if (auto* list = std::get_if<signaling::protocol::UserListMsg>(m)) {
+                    users_ = list->users;
+                  } else if (auto* rel = std::get_if<signaling::protocol::RelayedMsg>(m)) {
+                    types_.push_back(rel->type);
+                  }
+                },
+            .on_closed = {}});
+    client_->connect();
+  }
+  // Iterates the default main context until `pred` or the timeout.
+  bool run_until(std::function<bool()> pred, int timeout_ms = 10000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!pred() && std::chrono::steady_clock::now() < deadline) {
+      g_main_context_iteration(nullptr, FALSE);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return pred();
+  }
+  void send(const std::string& text) { client_->send(text); }
+  std::vector<std::string> users_, types_;
+
+ private:
+  std::string name_;
+  std::unique_ptr<signaling::Client> client_;
+};
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+class ElementCall : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(server_.ok()) << "webrtc-call-server did not start"; }
+  ServerProcess server_;
+};
+
+TEST_F(ElementCall, AudioAndVideoBothWaysHangUpAndCallAgain) {
+  Peer bob("bob", server_.ws_url());
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {{"name", "bob"}}));
+  Peer alice("alice", server_.ws_url(), {.peer = "bob"});
+  ASSERT_TRUE(alice.play());
+
+  ASSERT_TRUE(
+      alice.wait_message("webrtccall-call-started", {{"peer", "bob"}, {"direction", "outgoing"}}));
+  ASSERT_TRUE(
+      bob.wait_message("webrtccall-call-started", {{"peer", "alice"}, {"direction", "incoming"}}));
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}));
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-connected", {{"peer", "alice"}}));
+  ASSERT_TRUE(received_media(alice, 30, 30)) << alice.video_buffers << " " << alice.audio_buffers;
+  ASSERT_TRUE(received_media(bob, 30, 30)) << bob.video_buffers << " " << bob.audio_buffers;
+  EXPECT_NE(bob.video_caps().find("video/x-raw"), std::string::npos) << bob.video_caps();
+  EXPECT_NE(bob.video_caps().find("width=(int)320"), std::string::npos) << bob.video_caps();
+  EXPECT_NE(bob.audio_caps().find("audio/x-raw"), std::string::npos) << bob.audio_caps();
+  EXPECT_NE(alice.video_caps().find("height=(int)240"), std::string::npos);
+  EXPECT_EQ(alice.src_pads(), 2);
+  EXPECT_EQ(bob.src_pads(), 2);
+
+  // Alice hangs up: both sides end the call and drop the call's pads; pipelines keep going.
+  alice.hang_up("bob");
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}}));
+  GstStructure* ended = bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}});
+  ASSERT_TRUE(ended);
+  EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "alice hung up");
+  gst_structure_free(ended);
+  EXPECT_TRUE(bob.wait_until([&] { return bob.src_pads() == 0; }, 5000));
+  EXPECT_TRUE(alice.wait_until([&] { return alice.src_pads() == 0; }, 5000));
+  // The deliberate hang-up is not redialed by the peer property.
+  EXPECT_FALSE(alice.has_message("webrtccall-call-started", {{"peer", "bob"}}));
+
+  // The next call, the other way round, works in the same pipelines.
+  int before = alice.video_buffers;
+  bob.call("alice");
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-connected", {{"peer", "alice"}}));
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}));
+  EXPECT_TRUE(alice.wait_until([&] { return alice.video_buffers > before + 30; }, 20000));
+  bob.hang_up("");
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}}));
+  EXPECT_TRUE(alice.errors().empty());
+  EXPECT_TRUE(bob.errors().empty());
+}
+
+TEST_F(ElementCall, AbsentUserEndsTheCallWithAClearReason) {
+  Peer alice("alice", server_.ws_url());
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(alice.wait_message("webrtccall-registered", {}));
+  alice.call("nobody");
+  GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "nobody"}}, 10000);
+  ASSERT_TRUE(ended);
+  EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "nobody is not online");
+  gst_structure_free(ended);
+  EXPECT_TRUE(alice.errors().empty());
+}
+
+TEST_F(ElementCall, RefusedCall) {
+  Peer bob("bob", server_.ws_url(), {.extra = "auto-answer=false"});
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  Peer alice("alice", server_.ws_url(), {.peer = "bob"});
+  ASSERT_TRUE(alice.play());
+  GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
+  ASSERT_TRUE(ended);
+  EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "bob declined the call");
+  gst_structure_free(ended);
+  EXPECT_TRUE(
+      bob.wait_message("webrtccall-call-refused", {{"peer", "alice"}, {"reason", "declined"}}));
+  EXPECT_EQ(bob.src_pads(), 0);
+}
+
+TEST_F(ElementCall, GlareEndsInOneConnectedCall) {
+  Peer alice("alice", server_.ws_url(), {.peer = "bob"});
+  Peer bob("bob", server_.ws_url(), {.peer = "alice"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}, 30000));
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-connected", {{"peer", "alice"}}, 30000));
+  EXPECT_TRUE(received_media(alice, 10, 10));
+  EXPECT_TRUE(received_media(bob, 10, 10));
+}
+
+TEST_F(ElementCall, SettingNullMidCallReturnsQuickly) {
+  Peer bob("bob", server_.ws_url());
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  Peer alice("alice", server_.ws_url(), {.peer = "bob"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(received_media(bob, 10, 10));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(gst_element_set_state(alice.pipeline(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(5));
+  std::printf(
+      "set_state(NULL) mid-call took %lld ms\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  // Bob hears about it through the hang-up.
+  EXPECT_TRUE(bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}}));
+}
+
+TEST_F(ElementCall, UnreachableServerIsAnErrorNamingTheUri) {
+  Peer alice("alice", "ws://127.0.0.1:9/ws");
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(alice.wait_until([&] { return !alice.errors().empty(); }, 10000));
+  EXPECT_NE(alice.errors()[0].find("ws://127.0.0.1:9/ws"), std::string::npos) << alice.errors()[0];
+}
+
+TEST_F(ElementCall, OfferWithoutFingerprintOrGarbageIsRefused) {
+  Peer bob("bob", server_.ws_url());
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  RawClient mallory(server_.ws_url(), "mallory");
+  ASSERT_TRUE(mallory.run_until([&] { return contains(mallory.users_, "bob"); }));
+
+  // A valid-looking offer without a=fingerprint: webrtcbin 1.22 would take it.
+  mallory.send(
+      R"({"type":"video-offer","target":"bob","sdp":{"type":"offer","sdp":"v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n"}})");
+  GstStructure* ended = bob.wait_message("webrtccall-call-ended", {{"peer", "mallory"}});
+  ASSERT_TRUE(ended);
+  EXPECT_NE(std::string(gst_structure_get_string(ended, "reason")).find("fingerprint"),
+            std::string::npos);
+  gst_structure_free(ended);
+  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "hang-up"); }));
+
+  mallory.types_.clear();
+  mallory.send(R"({"type":"video-offer","target":"bob","sdp":{"type":"offer","sdp":"garbage"}})");
+  ended = bob.wait_message("webrtccall-call-ended", {{"peer", "mallory"}});
+  ASSERT_TRUE(ended);
+  gst_structure_free(ended);
+  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "hang-up"); }));
+  EXPECT_TRUE(bob.errors().empty());
+  EXPECT_EQ(bob.src_pads(), 0);
+}
+
+int main(int argc, char** argv) {
+  gst_init(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,264 @@
+#include "peer.h"
+
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace test {
+
+ServerProcess::ServerProcess(std::vector<std::string> extra_args) {
+  const char* server = g_getenv("WEBRTC_CALL_SERVER");
+  if (!server) return;
+  int out[2];
+  if (pipe(out) != 0) return;
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]);
+    std::vector<std::string> args = {server, "--address", "127.0.0.1", "--port", "0"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // Its logs (stderr) stay visible in the test log.
+    execv(server, argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  FILE* f = fdopen(out[0], "r");
+  char line[256];
+  if (f && fgets(line, sizeof line, f)) {
+    std::string l(line);
+    const std::string prefix = "Listening on http://";
+    if (l.rfind(prefix, 0) == 0) {
+      std::string hostport = l.substr(prefix.size());
+      hostport = hostport.substr(0, hostport.find('/'));
+      ws_url_ = "ws://" + hostport + "/ws";
+    }
+  }
+  if (f) fclose(f);
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+}
+
+Peer::Peer(const std::string& name, const std::string& url, PeerOptions o) : name_(name) {
+  std::string desc = "webrtccall name=call username=" + name + " signaling-server=" + url;
+  if (!o.peer.empty()) desc += " peer=" + o.peer;
+  desc += " " + o.extra;
+  if (o.send_video) {
+    desc +=
+        " videotestsrc is-live=true pattern=ball ! video/x-raw,width=" + std::to_string(o.width) +
+        ",height=" + std::to_string(o.height) + ",framerate=30/1 ! call.video_0";
+  }
+  if (o.send_audio) {
+    desc +=
+        " audiotestsrc is-live=true wave=ticks ! audio/x-raw,rate=48000,channels=1 ! call.audio_0";
+  }
+  GError* err = nullptr;
+  pipeline_ = gst_parse_launch(desc.c_str(), &err);
+  if (err) {
+    std::fprintf(stderr, "pipeline %s: %s\n", desc.c_str(), err->message);
+    g_error_free(err);
+  }
+  if (!pipeline_) return;
+  gst_object_set_name(GST_OBJECT(pipeline_), name.c_str());
+  call_ = gst_bin_get_by_name(GST_BIN(pipeline_), "call");
+  g_signal_connect(call_, "pad-added", G_CALLBACK(on_pad_added), this);
+  GstBus* bus = gst_element_get_bus(pipeline_);
+  gst_bus_set_sync_handler(bus, on_bus, this, nullptr);
+  gst_object_unref(bus);
+}
+
+Peer::~Peer() {
+  if (pipeline_) {
+    gst_element_set_state(pipeline_, GST_STATE_NULL);
+    GstBus* bus = gst_element_get_bus(pipeline_);
+    gst_bus_set_sync_handler(bus, nullptr, nullptr, nullptr);
+    gst_object_unref(bus);
+    gst_object_unref(call_);
+    gst_object_unref(pipeline_);
+  }
+  for (GstStructure* s : messages_) gst_structure_free(s);
+}
+
+bool Peer::play() {
+  return pipeline_ &&
+         gst_element_set_state(pipeline_, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE;
+}
+
+void Peer::notify() {
+  std::lock_guard lock(mutex_);
+  cond_.notify_all();
+}
+
+GstBusSyncReply Peer::on_bus(GstBus*, GstMessage* msg, gpointer data) {
+  auto* self = static_cast<Peer*>(data);
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ELEMENT &&
+      GST_MESSAGE_SRC(msg) == GST_OBJECT(self->call_)) {
+    std::lock_guard lock(self->mutex_);
+    self->messages_.push_back(gst_structure_copy(gst_message_get_structure(msg)));
+    self->cond_.notify_all();
+  } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+    GError* err = nullptr;
+    gchar* debug = nullptr;
+    gst_message_parse_error(msg, &err, &debug);
+    std::lock_guard lock(self->mutex_);
+    self->errors_.push_back(std::string(err->message) + " (" + (debug ? debug : "") + ")");
+    std::fprintf(stderr, "[%s] ERROR %s\n", self->name_.c_str(), self->errors_.back().c_str());
+    g_error_free(err);
+    g_free(debug);
+    self->cond_.notify_all();
+  }
+  return GST_BUS_DROP;
+}
+
+void Peer::on_pad_added(GstElement*, GstPad* pad, gpointer data) {
+  auto* self = static_cast<Peer*>(data);
+  gchar* kind = nullptr;
+  g_object_get(pad, "kind", &kind, nullptr);
+  bool video = g_strcmp0(kind, "video") == 0;
+  g_free(kind);
+  GstElement* sink = gst_element_factory_make("fakesink", nullptr);
+  g_object_set(sink, "sync", FALSE, "async", FALSE, "signal-handoffs", TRUE, nullptr);
+  struct Ctx {
+    Peer* peer;
+    bool video;
+  };
+  g_signal_connect_data(
+      sink, "handoff", G_CALLBACK(+[](GstElement*, GstBuffer*, GstPad* sinkpad, gpointer d) {
+        auto* ctx = static_cast<Ctx*>(d);
+        Peer* p = ctx->peer;
+        if ((ctx->video ? p->video_buffers : p->audio_buffers)++ == 0) {
+          GstCaps* caps = gst_pad_get_current_caps(sinkpad);
+          gchar* str = caps ? gst_caps_to_string(caps) : g_strdup("");
+          std::lock_guard lock(p->mutex_);
+          (ctx->video ? p->video_caps_ : p->audio_caps_) = str;
+          g_free(str);
+          if (caps) gst_caps_unref(caps);
+        }
+        p->notify();
+      }),
+      new Ctx{self, video}, [](gpointer d, GClosure*) { delete static_cast<Ctx*>(d); },
+      static_cast<GConnectFlags>(0));
+  gst_bin_add(GST_BIN(self->pipeline_), sink);
+  gst_element_sync_state_with_parent(sink);
+  GstPad* sinkpad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_link(pad, sinkpad);
+  gst_object_unref(sinkpad);
+}
+
+static bool matches(const GstStructure* s, const std::string& name,
+                    const std::map<std::string, std::string>& fields) {
+  if (!gst_structure_has_name(s, name.c_str())) return false;
+  for (const auto& [k, v] : fields) {
+    const char* value = gst_structure_get_string(s, k.c_str());
+    if (!value || v != value) return false;
+  }
+  return true;
+}
+
+GstStructure* Peer::wait_message(const std::string& name, std::map<std::string, std::string> fields,
+                                 int timeout_ms) {
+  std::unique_lock lock(mutex_);
+  GstStructure* found = nullptr;
+  cond_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    for (auto it = messages_.begin(); it != messages_.end(); ++it) {
+      if (matches(*it, name, fields)) {
+        found = *it;
+        messages_.erase(it);
+        return true;
+      }
+    }
+    return false;
+  });
+  return found;
+}
+
+bool Peer::has_message(const std::string& name, std::map<std::string, std::string> fields) {
+  std::lock_guard lock(mutex_);
+  for (GstStructure* s : messages_) {
+    if (matches(s, name, fields)) return true;
+  }
+  return false;
+}
+
+bool Peer::wait_until(std::function<bool()> pred, int timeout_ms) {
+  std::unique_lock lock(mutex_);
+  return cond_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    lock.unlock();
+    bool ok = pred();
+    lock.lock();
+    return ok;
+  });
+}
+
+std::string Peer::video_caps() const {
+  std::lock_guard lock(mutex_);
+  return video_caps_;
+}
+
+std::string Peer::audio_caps() const {
+  std::lock_guard lock(mutex_);
+  return audio_caps_;
+}
+
+int Peer::src_pads() const {
+  GST_OBJECT_LOCK(call_);
+  int n = static_cast<int>(GST_ELEMENT(call_)->numsrcpads);
+  GST_OBJECT_UNLOCK(call_);
+  return n;
+}
+
+std::vector<std::string> Peer::errors() const {
+  std::lock_guard lock(mutex_);
+  return errors_;
+}
+
+void Peer::call(const std::string& user) {
+  g_signal_emit_by_name(call_, "call", user.c_str());
+}
+
+void Peer::hang_up(const std::string& user) {
+  g_signal_emit_by_name(call_, "hang-up", user.empty() ? nullptr : user.c_str());
+}
+
+int count_threads() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n;
+}
+
+int count_fds() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n - 1;  // the directory's own fd
+}
+
+long rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+}  // namespace test
