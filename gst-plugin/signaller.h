@@ -15,7 +15,12 @@
 
 G_BEGIN_DECLS
 
+// The signaller API is exported from the plugin so that other signallers (and tests) can
+// implement it.
+#define GST_WEBRTC_CALL_API __attribute__((visibility("default")))
+
 #define GST_TYPE_WEBRTC_CALL_SIGNALLER (gst_webrtc_call_signaller_get_type())
+GST_WEBRTC_CALL_API
 G_DECLARE_INTERFACE(GstWebRTCCallSignaller, gst_webrtc_call_signaller, GST, WEBRTC_CALL_SIGNALLER,
                     GObject)
 
@@ -36,15 +41,19 @@ struct _GstWebRTCCallSignallerInterface {
   void (*send_hang_up)(GstWebRTCCallSignaller* self, const gchar* peer, const gchar* reason);
 };
 
-void gst_webrtc_call_signaller_start(GstWebRTCCallSignaller* self, const gchar* username);
-void gst_webrtc_call_signaller_stop(GstWebRTCCallSignaller* self);
-void gst_webrtc_call_signaller_send_description(GstWebRTCCallSignaller* self, const gchar* peer,
-                                                GstWebRTCSessionDescription* description);
-void gst_webrtc_call_signaller_send_candidate(GstWebRTCCallSignaller* self, const gchar* peer,
-                                              guint mline_index, const gchar* mid,
-                                              const gchar* candidate);
-void gst_webrtc_call_signaller_send_hang_up(GstWebRTCCallSignaller* self, const gchar* peer,
-                                            const gchar* reason);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_start(GstWebRTCCallSignaller* self,
+                                                         const gchar* username);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_stop(GstWebRTCCallSignaller* self);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_send_description(
+    GstWebRTCCallSignaller* self, const gchar* peer, GstWebRTCSessionDescription* description);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_send_candidate(GstWebRTCCallSignaller* self,
+                                                                  const gchar* peer,
+                                                                  guint mline_index,
+                                                                  const gchar* mid,
+                                                                  const gchar* candidate);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_send_hang_up(GstWebRTCCallSignaller* self,
+                                                                const gchar* peer,
+                                                                const gchar* reason);
 
 // Signals, emitted by implementations through these helpers:
 //   "registered"   (const gchar* name)            the name the server gave us
@@ -56,17 +65,26 @@ void gst_webrtc_call_signaller_send_hang_up(GstWebRTCCallSignaller* self, const 
 //                                                 (reason: "user-unavailable", "declined", ...)
 //   "failed"       (GError* error)                the connection failed or was lost
 //   "notice"       (const gchar* code, const gchar* message)  the server refused a request
-void gst_webrtc_call_signaller_emit_registered(GstWebRTCCallSignaller* self, const gchar* name);
-void gst_webrtc_call_signaller_emit_users(GstWebRTCCallSignaller* self, const gchar* const* users);
-void gst_webrtc_call_signaller_emit_description(GstWebRTCCallSignaller* self, const gchar* peer,
-                                                GstWebRTCSDPType type, const gchar* sdp);
-void gst_webrtc_call_signaller_emit_candidate(GstWebRTCCallSignaller* self, const gchar* peer,
-                                              guint mline_index, const gchar* mid,
-                                              const gchar* candidate);
-void gst_webrtc_call_signaller_emit_hang_up(GstWebRTCCallSignaller* self, const gchar* peer,
-                                            const gchar* reason);
-void gst_webrtc_call_signaller_emit_failed(GstWebRTCCallSignaller* self, const GError* error);
-void gst_webrtc_call_signaller_emit_notice(GstWebRTCCallSignaller* self, const gchar* code,
-                                           const gchar* message);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_emit_registered(GstWebRTCCallSignaller* self,
+                                                                   const gchar* name);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_emit_users(GstWebRTCCallSignaller* self,
+                                                              const gchar* const* users);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_emit_description(GstWebRTCCallSignaller* self,
+                                                                    const gchar* peer,
+                                                                    GstWebRTCSDPType type,
+                                                                    const gchar* sdp);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_emit_candidate(GstWebRTCCallSignaller* self,
+                                                                  const gchar* peer,
+                                                                  guint mline_index,
+                                                                  const gchar* mid,
+                                                                  const gchar* candidate);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_emit_hang_up(GstWebRTCCallSignaller* self,
+                                                                const gchar* peer,
+                                                                const gchar* reason);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_emit_failed(GstWebRTCCallSignaller* self,
+                                                               const GError* error);
+GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_emit_notice(GstWebRTCCallSignaller* self,
+                                                               const gchar* code,
+                                                               const gchar* message);
 
 G_END_DECLS

@@ -1,6 +1,9 @@
 #include "peer.h"
 
+#include "fake-signaller.h"
+
 #include <dirent.h>
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,7 +78,26 @@ Peer::Peer(const std::string& name, const std::string& url, PeerOptions o) : nam
   if (!pipeline_) return;
   gst_object_set_name(GST_OBJECT(pipeline_), name.c_str());
   call_ = gst_bin_get_by_name(GST_BIN(pipeline_), "call");
+  if (o.fake_signaller) {
+    TestFakeSignaller* fake = fake_signaller_new();
+    g_object_set(call_, "signaller", fake, nullptr);
+    g_object_unref(fake);
+  }
   g_signal_connect(call_, "pad-added", G_CALLBACK(on_pad_added), this);
+  // As an application would: a call's pad goes, so does what consumed it.
+  g_signal_connect(call_, "pad-removed", G_CALLBACK(+[](GstElement*, GstPad* pad, gpointer data) {
+                     auto* self = static_cast<Peer*>(data);
+                     GstPad* peer = gst_pad_get_peer(pad);
+                     if (!peer) return;
+                     GstElement* sink = gst_pad_get_parent_element(peer);
+                     gst_object_unref(peer);
+                     if (!sink) return;
+                     gst_element_set_locked_state(sink, TRUE);
+                     gst_element_set_state(sink, GST_STATE_NULL);
+                     gst_bin_remove(GST_BIN(self->pipeline_), sink);
+                     gst_object_unref(sink);
+                   }),
+                   this);
   GstBus* bus = gst_element_get_bus(pipeline_);
   gst_bus_set_sync_handler(bus, on_bus, this, nullptr);
   gst_object_unref(bus);
@@ -121,6 +143,8 @@ GstBusSyncReply Peer::on_bus(GstBus*, GstMessage* msg, gpointer data) {
     g_free(debug);
     self->cond_.notify_all();
   }
+  // GST_BUS_DROP hands the message to us: unref it, or every element it names leaks.
+  gst_message_unref(msg);
   return GST_BUS_DROP;
 }
 
@@ -131,7 +155,9 @@ void Peer::on_pad_added(GstElement*, GstPad* pad, gpointer data) {
   bool video = g_strcmp0(kind, "video") == 0;
   g_free(kind);
   GstElement* sink = gst_element_factory_make("fakesink", nullptr);
-  g_object_set(sink, "sync", FALSE, "async", FALSE, "signal-handoffs", TRUE, nullptr);
+  // No last sample: a kept buffer would keep the ended call's decoder pool alive.
+  g_object_set(sink, "sync", FALSE, "async", FALSE, "signal-handoffs", TRUE, "enable-last-sample",
+               FALSE, nullptr);
   struct Ctx {
     Peer* peer;
     bool video;
@@ -195,13 +221,18 @@ bool Peer::has_message(const std::string& name, std::map<std::string, std::strin
 }
 
 bool Peer::wait_until(std::function<bool()> pred, int timeout_ms) {
+  // Re-checked on every buffer and message, and at least every 20 ms for conditions that
+  // change without either (pads removed, threads ended).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::unique_lock lock(mutex_);
-  return cond_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+  while (true) {
     lock.unlock();
     bool ok = pred();
     lock.lock();
-    return ok;
-  });
+    if (ok) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    cond_.wait_for(lock, std::chrono::milliseconds(20));
+  }
 }
 
 std::string Peer::video_caps() const {
@@ -253,12 +284,44 @@ int count_fds() {
 }
 
 long rss_kib() {
+  malloc_trim(0);  // what the allocator keeps cached is not ours
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line)) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   }
   return -1;
+}
+
+void wait_settled() {
+  int stable = 0, threads = -1, fds = -1;
+  for (int i = 0; i < 200 && stable < 10; ++i) {
+    int t = count_threads(), f = count_fds();
+    stable = (t == threads && f == fds) ? stable + 1 : 0;
+    threads = t;
+    fds = f;
+    g_usleep(50 * 1000);
+  }
+}
+
+void show_fds() {
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      char path[300], target[256] = {0};
+      std::snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+      ssize_t n = readlink(path, target, sizeof target - 1);
+      if (n > 0) std::fprintf(stderr, "fd %s -> %s\n", e->d_name, target);
+    }
+    closedir(d);
+  }
+  for (const char* table :
+       {"/proc/self/net/udp", "/proc/self/net/tcp", "/proc/self/net/udp6", "/proc/self/net/tcp6",
+        "/proc/self/net/unix", "/proc/self/net/netlink"}) {
+    std::ifstream f(table);
+    std::string line;
+    while (std::getline(f, line)) std::fprintf(stderr, "%s: %s\n", table, line.c_str());
+  }
 }
 
 }  // namespace test

@@ -36,6 +36,7 @@ struct PeerOptions {
   std::string peer;   // the peer property
   std::string extra;  // more properties, gst-launch syntax: "max-calls=2 auto-answer=false"
   int width = 320, height = 240;
+  bool fake_signaller = false;  // an in-process hub instead of the server (fake-signaller.h)
 };
 
 class Peer {
@@ -85,5 +86,9 @@ class Peer {
 int count_threads();
 int count_fds();
 long rss_kib();
+// Waits until the thread and fd counts stop changing (torn-down calls finish in the
+// background), at most 10 s.
+void wait_settled();
+void show_fds();
 
 }  // namespace test

@@ -1,0 +1,25 @@
+// An in-process signaller for tests: elements in one process reach each other through a hub
+// instead of a server. The hub can tamper with descriptions in transit (a man in the middle)
+// and counts what passes.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "signaller.h"
+
+G_BEGIN_DECLS
+#define TEST_TYPE_FAKE_SIGNALLER (test_fake_signaller_get_type())
+G_DECLARE_FINAL_TYPE(TestFakeSignaller, test_fake_signaller, TEST, FAKE_SIGNALLER, GObject)
+G_END_DECLS
+
+namespace test {
+
+// Rewrites an SDP on its way from `from` to `to` (hub-wide; empty: untouched).
+using SdpTamper = std::function<std::string(const std::string& from, const std::string& to,
+                                            const std::string& sdp)>;
+void fake_hub_set_tamper(SdpTamper tamper);
+void fake_hub_reset();
+TestFakeSignaller* fake_signaller_new();
+
+}  // namespace test
