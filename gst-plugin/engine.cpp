@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "call.h"
+#include "gref.h"
 #include "webrtccall-private.h"
 
 GST_DEBUG_CATEGORY_EXTERN(webrtccall_debug);
@@ -153,8 +154,8 @@ bool Engine::start() {
   run_sync(context_, [this, name = s.username] {
     connect_signaller();
     gst_webrtc_call_signaller_start(signaller_, name.c_str());
-    health_source_ = g_timeout_add_seconds(
-        1,
+    health_source_ = gwc::add_timeout(
+        1000,
         [](gpointer data) -> gboolean {
           auto* self = static_cast<Engine*>(data);
           gint64 now = g_get_monotonic_time();
@@ -186,10 +187,9 @@ void Engine::stop() {
     if (!dying_.empty())
       GST_WARNING_OBJECT(element_, "%zu calls did not finish tearing down", dying_.size());
     dying_.clear();
-    if (health_source_) g_source_remove(health_source_);
-    health_source_ = 0;
-    if (peer_retry_source_) g_source_remove(peer_retry_source_);
-    peer_retry_source_ = 0;
+    gwc::clear_source(health_source_);
+    gwc::clear_source(peer_retry_source_);
+    gwc::clear_source(reconnect_source_);
     gst_webrtc_call_signaller_stop(signaller_);
     disconnect_signaller();
     registered_ = false;
@@ -299,11 +299,11 @@ void Engine::schedule_peer_retry() {
   guint delay = std::min(30u, 1u << std::min(peer_attempts_, 5u));
   peer_attempts_++;
   GST_INFO_OBJECT(element_, "calling %s again in %u s", peer.c_str(), delay);
-  peer_retry_source_ = g_timeout_add_seconds(
-      delay,
+  peer_retry_source_ = gwc::add_timeout(
+      delay * 1000,
       [](gpointer data) -> gboolean {
         auto* self = static_cast<Engine*>(data);
-        self->peer_retry_source_ = 0;
+        gwc::clear_source(self->peer_retry_source_);
         self->maybe_call_peer();
         return G_SOURCE_REMOVE;
       },
@@ -455,17 +455,18 @@ void Engine::on_failed(const GError* error) {
   gst_webrtc_call_signaller_stop(signaller_);
   post(gst_structure_new("webrtccall-disconnected", "reason", G_TYPE_STRING, error->message,
                          nullptr));
-  std::string name = settings().username;
-  g_timeout_add_seconds_full(
-      G_PRIORITY_DEFAULT, 2,
+  gwc::clear_source(reconnect_source_);
+  reconnect_source_ = gwc::add_timeout(
+      2000,
       [](gpointer data) -> gboolean {
         auto* self = static_cast<Engine*>(data);
+        gwc::clear_source(self->reconnect_source_);
         if (!self->registered_) {
           gst_webrtc_call_signaller_start(self->signaller_, self->settings().username.c_str());
         }
         return G_SOURCE_REMOVE;
       },
-      this, nullptr);
+      this);
 }
 
 void Engine::on_notice(const char* code, const char* message) {

@@ -121,10 +121,11 @@ class Engine {
   bool registered_ = false;
   std::map<std::string, std::unique_ptr<Call>> calls_;
   std::map<unsigned, std::unique_ptr<Call>> dying_;  // being torn down
-  guint health_source_ = 0;
+  GSource* health_source_ = nullptr;
   std::set<std::string> no_redial_;  // peers that hung up on us or refused
   unsigned peer_attempts_ = 0;
-  guint peer_retry_source_ = 0;
+  GSource* peer_retry_source_ = nullptr;
+  GSource* reconnect_source_ = nullptr;
 
   mutable std::mutex state_mutex_;  // guards the copies below, read by the application
   std::vector<std::string> users_copy_;

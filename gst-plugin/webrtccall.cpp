@@ -263,11 +263,24 @@ static void replace_string(GstWebRTCCall* self, gchar** field, const GValue* val
   GST_OBJECT_UNLOCK(self);
 }
 
+// Lists are GstValueArrays of strings, so that gst-launch can set them: <"a", "b">.
 static void replace_strv(GstWebRTCCall* self, GStrv* field, const GValue* value) {
+  guint n = gst_value_array_get_size(value);
+  GStrv list = g_new0(gchar*, n + 1);
+  for (guint i = 0; i < n; ++i) list[i] = g_value_dup_string(gst_value_array_get_value(value, i));
   GST_OBJECT_LOCK(self);
   g_strfreev(*field);
-  *field = static_cast<GStrv>(g_value_dup_boxed(value));
+  *field = list;
   GST_OBJECT_UNLOCK(self);
+}
+
+static void get_strv(GValue* value, const GStrv list) {
+  for (gchar** p = list; p && *p; ++p) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_TYPE_STRING);
+    g_value_set_string(&v, *p);
+    gst_value_array_append_and_take_value(value, &v);
+  }
 }
 
 static GStrv to_strv(const std::vector<std::string>& list) {
@@ -389,7 +402,7 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
       g_value_set_string(value, self->stun_server);
       break;
     case PROP_TURN_SERVERS:
-      g_value_set_boxed(value, self->turn_servers);
+      get_strv(value, self->turn_servers);
       break;
     case PROP_VIDEO_CODEC:
       g_value_set_enum(value, self->video_codec);
@@ -410,7 +423,7 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
       g_value_set_boolean(value, self->upnp);
       break;
     case PROP_ICE_ADDRESSES:
-      g_value_set_boxed(value, self->ice_addresses);
+      get_strv(value, self->ice_addresses);
       break;
     case PROP_SIGNALLER:
       g_value_set_object(value, self->signaller);
@@ -506,10 +519,13 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
   properties[PROP_UPNP] = g_param_spec_boolean(
       "upnp", "UPnP", "Let libnice map ports with UPnP (costs a thread and multicast per call)",
       kDefaultUpnp, rw);
-  properties[PROP_ICE_ADDRESSES] = g_param_spec_boxed(
+  properties[PROP_ICE_ADDRESSES] = gst_param_spec_array(
       "ice-addresses", "ICE addresses",
-      "Local IP addresses ICE may use (default: every interface); 127.0.0.1 enables loopback",
-      G_TYPE_STRV, rw);
+      "Local IP addresses ICE may use (default: every interface); 127.0.0.1 enables loopback "
+      "(gst-launch: <\"10.0.0.2\", \"127.0.0.1\">)",
+      g_param_spec_string("ice-address", "ICE address", "A local IP address", nullptr,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
+      rw);
   properties[PROP_TLS_CA_FILE] = g_param_spec_string(
       "tls-ca-file", "TLS CA file",
       "PEM certificate authorities to trust for wss:// (a private CA)", nullptr, rw);

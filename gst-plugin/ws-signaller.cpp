@@ -24,7 +24,7 @@ struct Session {
   std::string wanted_name;
   std::string name;  // the name the server gave us, once registered
   bool registered = false;
-  guint register_timer = 0;
+  GSource* register_timer = nullptr;
 };
 
 }  // namespace
@@ -57,10 +57,7 @@ void fail(GstWebRTCCallWsSignaller* self, const std::string& message) {
 }
 
 void clear_register_timer(Session* s) {
-  if (s->register_timer) {
-    g_source_remove(s->register_timer);
-    s->register_timer = 0;
-  }
+  gwc::clear_source(s->register_timer);
 }
 
 void set_registered(GstWebRTCCallWsSignaller* self, const std::string& name) {
@@ -209,11 +206,11 @@ void ws_start(GstWebRTCCallSignaller* signaller, const gchar* username) {
                          }
                        },
                });
-  self->session->register_timer = g_timeout_add(
+  self->session->register_timer = gwc::add_timeout(
       kRegisterTimeoutMs,
       [](gpointer data) -> gboolean {
         auto* me = static_cast<GstWebRTCCallWsSignaller*>(data);
-        me->session->register_timer = 0;
+        gwc::clear_source(me->session->register_timer);
         fail(me, "signaling server " + me->session->client->uri() + " did not register \"" +
                      me->session->wanted_name + "\" within 10 s");
         return G_SOURCE_REMOVE;

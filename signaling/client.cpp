@@ -33,13 +33,7 @@ struct Client::State {
     for (gulong& h : handlers) {
       if (h) g_signal_handler_disconnect(ws.get(), std::exchange(h, 0));
     }
-    g_idle_add_full(
-        G_PRIORITY_DEFAULT,
-        [](gpointer c) -> gboolean {
-          g_object_unref(c);
-          return G_SOURCE_REMOVE;
-        },
-        ws.release(), nullptr);
+    gwc::unref_later(ws.release());
   }
 };
 

@@ -119,4 +119,41 @@ inline ErrorOut out(GErrorPtr& e) {
   return ErrorOut(e);
 }
 
+// Main-context helpers. g_timeout_add() and g_idle_add() attach to the global default
+// context, which is the wrong one for code running on a thread of its own (the element's
+// signaling thread): these attach to the thread-default context instead.
+
+// A timeout on the thread-default context. The caller owns the returned reference; cancel
+// with clear_source().
+inline GSource* add_timeout(guint interval_ms, GSourceFunc fn, gpointer data) {
+  GSource* s = g_timeout_source_new(interval_ms);
+  g_source_set_callback(s, fn, data, nullptr);
+  g_source_attach(s, g_main_context_get_thread_default());
+  return s;
+}
+
+// Destroys (if attached) and releases a source from add_timeout(); safe from its own callback.
+inline void clear_source(GSource*& s) {
+  if (s) {
+    g_source_destroy(s);
+    g_source_unref(s);
+    s = nullptr;
+  }
+}
+
+// Drops a GObject reference from the thread-default context's next iteration: for objects
+// that are in the middle of emitting a signal we handle.
+inline void unref_later(gpointer object) {
+  GSource* s = g_idle_source_new();
+  g_source_set_callback(
+      s,
+      [](gpointer o) -> gboolean {
+        g_object_unref(o);
+        return G_SOURCE_REMOVE;
+      },
+      object, nullptr);
+  g_source_attach(s, g_main_context_get_thread_default());
+  g_source_unref(s);
+}
+
 }  // namespace gwc

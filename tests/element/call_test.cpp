@@ -2,6 +2,8 @@
 // namespace of the test's own (tests/netns-run.sh).
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <chrono>
 #include <thread>
 
@@ -207,6 +209,114 @@ TEST_F(ElementCall, OfferWithoutFingerprintOrGarbageIsRefused) {
   EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "hang-up"); }));
   EXPECT_TRUE(bob.errors().empty());
   EXPECT_EQ(bob.src_pads(), 0);
+}
+
+// A remote in another process (gst-launch-1.0), so that it can be killed or frozen.
+class ProcessPeer {
+ public:
+  ProcessPeer(const std::string& name, const std::string& url) {
+    std::string launch = "gst-launch-1.0 -q webrtccall name=c username=" + name +
+                         " signaling-server=" + url +
+                         " videotestsrc is-live=true ! video/x-raw,width=320,height=240,"
+                         "framerate=30/1 ! c.video_0 audiotestsrc is-live=true ! c.audio_0";
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl("/bin/sh", "sh", "-c", ("exec " + launch).c_str(), nullptr);
+      _exit(127);
+    }
+  }
+  ~ProcessPeer() {
+    if (pid_ > 0) {
+      kill(pid_, SIGCONT);
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  void signal(int sig) { kill(pid_, sig); }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+TEST_F(ElementCall, RemoteKilledEndsTheCall) {
+  ProcessPeer bob("bob", server_.ws_url());
+  Peer alice("alice", server_.ws_url(), {.peer = "bob"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}, 20000));
+  ASSERT_TRUE(received_media(alice, 10, 10));
+  auto start = std::chrono::steady_clock::now();
+  bob.signal(SIGKILL);
+  GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}}, 15000);
+  ASSERT_TRUE(ended);
+  std::printf("SIGKILL: call ended after %lld ms: %s\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - start)
+                                         .count()),
+              gst_structure_get_string(ended, "reason"));
+  gst_structure_free(ended);
+  EXPECT_TRUE(alice.wait_until([&] { return alice.src_pads() == 0; }, 5000));
+  EXPECT_TRUE(alice.errors().empty());
+}
+
+TEST_F(ElementCall, RemoteFrozenWithoutHangUpEndsWithinTheTimeout) {
+  // A frozen process sends nothing, not even a TCP reset: like a browser tab whose peer
+  // connection was closed while signaling stays up. Only the silence tells.
+  ProcessPeer bob("bob", server_.ws_url());
+  Peer alice("alice", server_.ws_url(), {.peer = "bob", .extra = "call-timeout=3"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}, 20000));
+  ASSERT_TRUE(received_media(alice, 10, 10));
+  auto start = std::chrono::steady_clock::now();
+  bob.signal(SIGSTOP);
+  GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}}, 10000);
+  ASSERT_TRUE(ended);
+  auto took = std::chrono::steady_clock::now() - start;
+  std::string reason = gst_structure_get_string(ended, "reason");
+  gst_structure_free(ended);
+  EXPECT_NE(reason.find("remote gone"), std::string::npos) << reason;
+  EXPECT_LT(took, std::chrono::seconds(3 + 2));  // the timeout, checked every second
+  EXPECT_GE(took, std::chrono::seconds(2));
+}
+
+class ElementCodec : public ElementCall, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(ElementCodec, VideoBothWays) {
+  std::string extra = std::string("video-codec=") + GetParam();
+  Peer bob("bob", server_.ws_url(), {.extra = extra});
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  Peer alice("alice", server_.ws_url(), {.peer = "bob", .extra = extra});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(received_media(alice, 20, 10));
+  ASSERT_TRUE(received_media(bob, 20, 10));
+  EXPECT_NE(bob.video_caps().find("width=(int)320"), std::string::npos) << bob.video_caps();
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, ElementCodec, ::testing::Values("vp8", "h264", "vp9"));
+
+TEST_F(ElementCall, TakenNameIsRenamedByTheServer) {
+  Peer first("carol", server_.ws_url(), {.send_video = false, .send_audio = false});
+  ASSERT_TRUE(first.play());
+  ASSERT_TRUE(first.wait_message("webrtccall-registered", {{"name", "carol"}}));
+  Peer second("carol", server_.ws_url(), {.send_video = false, .send_audio = false});
+  ASSERT_TRUE(second.play());
+  GstStructure* reg = second.wait_message("webrtccall-registered", {{"name", "carol1"}});
+  ASSERT_TRUE(reg);
+  gboolean renamed = FALSE;
+  gst_structure_get_boolean(reg, "renamed", &renamed);
+  EXPECT_TRUE(renamed);
+  gst_structure_free(reg);
+}
+
+TEST_F(ElementCall, IceRestrictedToLoopback) {
+  // ice-addresses limits ICE to the given addresses; 127.0.0.1 makes loopback usable, which
+  // libnice never gathers by itself.
+  Peer bob("bob", server_.ws_url(), {.extra = "ice-addresses=<\"127.0.0.1\">"});
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  Peer alice("alice", server_.ws_url(), {.peer = "bob", .extra = "ice-addresses=<\"127.0.0.1\">"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(received_media(bob, 10, 10));
 }
 
 int main(int argc, char** argv) {

@@ -71,6 +71,13 @@ Peer::Peer(const std::string& name, const std::string& url, PeerOptions o) : nam
   }
   GError* err = nullptr;
   pipeline_ = gst_parse_launch(desc.c_str(), &err);
+  if (pipeline_ && !GST_IS_PIPELINE(pipeline_)) {
+    // A lone element comes back as itself: put it in a pipeline.
+    GstElement* lone = pipeline_;
+    pipeline_ = gst_pipeline_new(nullptr);
+    gst_bin_add(GST_BIN(pipeline_), lone);
+    gst_element_set_name(lone, "call");
+  }
   if (err) {
     std::fprintf(stderr, "pipeline %s: %s\n", desc.c_str(), err->message);
     g_error_free(err);
