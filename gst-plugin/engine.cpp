@@ -565,6 +565,8 @@ GstPad* Engine::add_src_pad(Call* call, Kind kind, GstPad* target) {
 }
 
 void Engine::remove_src_pad(GstPad* pad) {
+  // The stream ends with the call: EOS lets a recorder downstream finish its file.
+  gst_pad_push_event(pad, gst_event_new_eos());
   gst_pad_set_active(pad, FALSE);
   gst_element_remove_pad(GST_ELEMENT(element_), pad);
 }
@@ -602,11 +604,24 @@ GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
       entry_sink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
       [](GstPad*, GstPadProbeInfo* info, gpointer data) -> GstPadProbeReturn {
         GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
-        if (GST_EVENT_TYPE(event) != GST_EVENT_CAPS) return GST_PAD_PROBE_OK;
-        GstCaps* caps = nullptr;
-        gst_event_parse_caps(event, &caps);
         auto* ctx = static_cast<Ctx*>(data);
-        ctx->engine->build_stream_chain(ctx->stream, caps);
+        switch (GST_EVENT_TYPE(event)) {
+          case GST_EVENT_CAPS: {
+            GstCaps* caps = nullptr;
+            gst_event_parse_caps(event, &caps);
+            ctx->engine->build_stream_chain(ctx->stream, caps);
+            break;
+          }
+          case GST_EVENT_EOS:
+            ctx->engine->stream_eos(ctx->stream, true);
+            break;
+          case GST_EVENT_STREAM_START:
+          case GST_EVENT_FLUSH_STOP:
+            ctx->engine->stream_eos(ctx->stream, false);
+            break;
+          default:
+            break;
+        }
         return GST_PAD_PROBE_OK;
       },
       new Ctx{this, stream.get()}, [](gpointer data) { delete static_cast<Ctx*>(data); });
@@ -675,6 +690,23 @@ void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
   for (GstElement* e : chain) gst_element_sync_state_with_parent(e);
   stream->chain = chain;
   stream->chain_built = true;
+}
+
+// webrtcbin never ends its network sinks, so a bin holding one would never post EOS and
+// `gst-launch-1.0 -e` would wait forever. The element is a sink while it has sink pads, and
+// posts EOS itself once all of them got EOS (the calls go on receiving).
+void Engine::stream_eos(SinkStream* stream, bool eos) {
+  bool all = false;
+  {
+    std::lock_guard lock(streams_mutex_);
+    stream->eos = eos;
+    all =
+        eos && std::all_of(streams_.begin(), streams_.end(), [](const auto& s) { return s->eos; });
+  }
+  if (all) {
+    GST_INFO_OBJECT(element_, "all sink pads are at EOS");
+    gst_element_post_message(GST_ELEMENT(element_), gst_message_new_eos(GST_OBJECT(element_)));
+  }
 }
 
 void Engine::release_sink_pad(GstPad* pad) {

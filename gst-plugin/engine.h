@@ -49,6 +49,7 @@ struct SinkStream {
   GstPad* ghost = nullptr;
   const Codec* codec = nullptr;  // known once caps arrived (guarded by Engine::streams_mutex_)
   bool chain_built = false;
+  bool eos = false;  // EOS arrived on the pad
   std::vector<GstElement*> chain;
 };
 
@@ -65,6 +66,7 @@ class Engine {
   // Application thread.
   GstPad* request_sink_pad(Kind kind, const char* name);
   void release_sink_pad(GstPad* pad);
+  void stream_eos(SinkStream* stream, bool eos);  // streaming thread
   void call(const std::string& peer);
   void hang_up(const std::optional<std::string>& peer);
   std::vector<std::string> users() const;

@@ -203,11 +203,22 @@ static GstPad* gst_webrtc_call_request_new_pad(GstElement* element, GstPadTempla
   if (!pad) return nullptr;
   gst_pad_set_active(pad, TRUE);
   gst_element_add_pad(element, pad);
+  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
   return pad;
 }
 
 static void gst_webrtc_call_release_pad(GstElement* element, GstPad* pad) {
   GST_WEBRTC_CALL(element)->engine->release_sink_pad(pad);
+  if (element->numsinkpads == 0) GST_OBJECT_FLAG_UNSET(element, GST_ELEMENT_FLAG_SINK);
+}
+
+// EOS of inner elements (webrtcbin's) is not ours: the engine posts the element's own.
+static void gst_webrtc_call_handle_message(GstBin* bin, GstMessage* message) {
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_EOS && GST_MESSAGE_SRC(message) != GST_OBJECT(bin)) {
+    gst_message_unref(message);
+    return;
+  }
+  GST_BIN_CLASS(gst_webrtc_call_parent_class)->handle_message(bin, message);
 }
 
 static GstStateChangeReturn gst_webrtc_call_change_state(GstElement* element,
@@ -468,6 +479,7 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
   ec->change_state = gst_webrtc_call_change_state;
   ec->request_new_pad = gst_webrtc_call_request_new_pad;
   ec->release_pad = gst_webrtc_call_release_pad;
+  GST_BIN_CLASS(klass)->handle_message = gst_webrtc_call_handle_message;
 
   auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                      GST_PARAM_MUTABLE_READY);
@@ -593,6 +605,10 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->signaller =
       GST_WEBRTC_CALL_SIGNALLER(g_object_new(GST_TYPE_WEBRTC_CALL_WS_SIGNALLER, nullptr));
   self->engine = new webrtccall::Engine(self);
+  // Our sink/source flags say what the element is, not what webrtcbin inside is (see
+  // Engine::stream_eos).
+  gst_bin_set_suppressed_flags(
+      GST_BIN(self), static_cast<GstElementFlags>(GST_ELEMENT_FLAG_SINK | GST_ELEMENT_FLAG_SOURCE));
 }
 
 // ---- GstChildProxy: "signaller" ----
