@@ -41,8 +41,9 @@ if ! wait_for 20 enough_frames; then
   echo "FAIL: answer-display.sh showed $(frames) frames"; tail -n 20 "$work/viewer.log" "$work/caller.log"; exit 1
 fi
 echo "answer-display.sh: $(frames) frames displayed"
-kill -INT "$caller"; wait "$caller" || true
-kill -INT "$viewer"; wait "$viewer" || true
+kill -INT "$caller" 2>/dev/null || true; wait "$caller" || true
+# The caller hanging up ended the viewer's streams with EOS: it may have exited already.
+kill -INT "$viewer" 2>/dev/null || true; wait "$viewer" || true
 
 # 2. record.sh records the call without transcoding; the caller hanging up finishes the file.
 "$examples/record.sh" "$url" recorder "$work/call.mkv" >"$work/recorder.log" 2>&1 &
@@ -54,7 +55,7 @@ if ! wait_for 20 test -s "$work/call.mkv"; then
   echo "FAIL: nothing recorded"; tail -n 20 "$work/recorder.log" "$work/caller2.log"; exit 1
 fi
 sleep 4  # not an assertion: the length of the recorded call
-kill -INT "$caller"; wait "$caller" || true
+kill -INT "$caller" 2>/dev/null || true; wait "$caller" || true
 # The hang-up ends the recorder's streams with EOS: it finishes the file and exits by itself.
 if ! wait_for 15 sh -c "! kill -0 $recorder 2>/dev/null"; then
   echo "FAIL: record.sh did not finish after the caller hung up"; tail -n 20 "$work/recorder.log"; exit 1
