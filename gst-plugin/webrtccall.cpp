@@ -507,9 +507,12 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
   properties[PROP_STUN_SERVER] =
       g_param_spec_string("stun-server", "STUN server",
                           "stun://host:port (no default: no public server is used)", nullptr, rw);
-  properties[PROP_TURN_SERVERS] =
-      g_param_spec_boxed("turn-servers", "TURN servers",
-                         "turn(s)://user:password@host:port, any number", G_TYPE_STRV, rw);
+  properties[PROP_TURN_SERVERS] = gst_param_spec_array(
+      "turn-servers", "TURN servers",
+      "turn(s)://user:password@host:port, any number (gst-launch: <\"turn://u:p@host:3478\">)",
+      g_param_spec_string("turn-server", "TURN server", "A TURN server URI", nullptr,
+                          static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
+      rw);
   properties[PROP_VIDEO_CODEC] = g_param_spec_enum(
       "video-codec", "Video codec", "Codec for raw video input (encoded input is sent as is)",
       GST_TYPE_WEBRTC_CALL_VIDEO_CODEC, kDefaultVideoCodec, rw);
