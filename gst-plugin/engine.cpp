@@ -164,7 +164,7 @@ bool Engine::start() {
             std::string why = call->check_health(now);
             if (!why.empty()) ended.emplace_back(peer, why);
           }
-          for (auto& [peer, why] : ended) self->end_call(peer, why, true);
+          for (auto& [peer, why] : ended) self->end_call(peer, why, "timeout");
           return G_SOURCE_CONTINUE;
         },
         this);
@@ -177,7 +177,7 @@ void Engine::stop() {
   run_sync(context_, [this] {
     std::vector<std::string> peers;
     for (auto& [peer, call] : calls_) peers.push_back(peer);
-    for (const std::string& peer : peers) end_call(peer, "pipeline stopped", true);
+    for (const std::string& peer : peers) end_call(peer, "pipeline stopped", "stopped");
     // Teardowns finish through invocations on this very context: run it until they are done.
     gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
     while (!dying_.empty() && g_get_monotonic_time() < deadline) {
@@ -273,6 +273,10 @@ void Engine::on_users(const char* const* users) {
   post(s);
   g_object_notify(G_OBJECT(element_), "users");
 
+  // Who went offline may be called again when back, even after a deliberate hang-up.
+  std::erase_if(no_redial_, [&](const std::string& p) {
+    return std::find(list.begin(), list.end(), p) == list.end();
+  });
   // The configured peer came (back) online: it may be called again.
   std::string peer = settings().peer;
   if (!peer.empty() && std::find(list.begin(), list.end(), peer) == list.end()) {
@@ -335,7 +339,7 @@ void Engine::place_call(const std::string& peer) {
   post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
                          "direction", G_TYPE_STRING, "outgoing", nullptr));
   std::string error;
-  if (!c->start(error)) end_call(peer, error, true);
+  if (!c->start(error)) end_call(peer, error, "failed");
   std::lock_guard lock(state_mutex_);
   calls_copy_.clear();
   for (auto& [p, cl] : calls_) calls_copy_.push_back(p);
@@ -373,7 +377,7 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
           return;
         }
         GST_INFO_OBJECT(element_, "glare with %s: answering theirs", peer.c_str());
-        end_call(peer, "glare: answering the call of " + peer + " instead", false);
+        end_call(peer, "glare: answering the call of " + peer + " instead", nullptr);
       } else {
         GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
                            peer.c_str());
@@ -397,7 +401,7 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     if (!c->start(error) || !c->remote_description(type, sdp, error)) {
       GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                           ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
-      end_call(peer, error, true);
+      end_call(peer, error, "invalid-sdp");
     }
     return;
   }
@@ -409,7 +413,7 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
   if (!it->second->remote_description(type, sdp, error)) {
     GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                         ("Invalid answer from %s: %s", peer.c_str(), error.c_str()), (nullptr));
-    end_call(peer, error, true);
+    end_call(peer, error, "invalid-sdp");
   }
 }
 
@@ -431,7 +435,7 @@ void Engine::on_remote_hang_up(const char* peer_c, const char* reason_c) {
                     : reason == "disconnected"   ? peer + " disconnected from the server"
                     : reason.empty()             ? peer + " hung up"
                                                  : peer + " hung up (" + reason + ")";
-  end_call(peer, why, false);
+  end_call(peer, why, nullptr);
 }
 
 void Engine::on_failed(const GError* error) {
@@ -491,7 +495,7 @@ Call* Engine::find_call_any(unsigned id) {
 }
 
 void Engine::call_ended(Call* call, const std::string& reason, bool) {
-  end_call(call->peer(), reason, true);
+  end_call(call->peer(), reason, "failed");
 }
 
 void Engine::call_connected(Call* call) {
@@ -500,7 +504,8 @@ void Engine::call_connected(Call* call) {
                          nullptr));
 }
 
-void Engine::end_call(const std::string& peer, const std::string& reason, bool tell_peer) {
+void Engine::end_call(const std::string& peer, const std::string& reason,
+                      const char* hang_up_reason) {
   auto it = calls_.find(peer);
   if (it == calls_.end()) return;
   std::unique_ptr<Call> call = std::move(it->second);
@@ -512,7 +517,10 @@ void Engine::end_call(const std::string& peer, const std::string& reason, bool t
   }
   g_object_notify(G_OBJECT(element_), "calls");
   GST_INFO_OBJECT(element_, "call with %s ended: %s", peer.c_str(), reason.c_str());
-  if (tell_peer) gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), nullptr);
+  if (hang_up_reason) {
+    gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(),
+                                           *hang_up_reason ? hang_up_reason : nullptr);
+  }
   post(gst_structure_new("webrtccall-call-ended", "peer", G_TYPE_STRING, peer.c_str(), "reason",
                          G_TYPE_STRING, reason.c_str(), nullptr));
   unsigned id = call->id();
@@ -539,7 +547,7 @@ void Engine::hang_up(const std::optional<std::string>& peer) {
     }
     for (const std::string& p : peers) {
       no_redial_.insert(p);  // a deliberate hang-up: the peer property does not redial
-      end_call(p, "hung up", true);
+      end_call(p, "hung up", "");
     }
   });
 }

@@ -105,7 +105,9 @@ class Engine {
 
   void place_call(const std::string& peer);
   bool accept_incoming(const std::string& peer);
-  void end_call(const std::string& peer, const std::string& reason, bool tell_peer);
+  // Ends a call. `hang_up_reason`: what the peer is told (nullptr: nothing, "": a plain,
+  // deliberate hang-up, else e.g. "failed", "timeout", "stopped" which it may redial after).
+  void end_call(const std::string& peer, const std::string& reason, const char* hang_up_reason);
   void schedule_peer_retry();
   void maybe_call_peer();
   void build_stream_chain(SinkStream* stream, GstCaps* caps);

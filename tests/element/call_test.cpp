@@ -278,6 +278,23 @@ TEST_F(ElementCall, RemoteFrozenWithoutHangUpEndsWithinTheTimeout) {
   EXPECT_GE(took, std::chrono::seconds(2));
 }
 
+TEST_F(ElementCall, PeerIsCalledWhenItComesOnlineAndAgainWhenItComesBack) {
+  Peer alice("alice", server_.ws_url(), {.peer = "bob"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(alice.wait_message("webrtccall-registered", {}));
+  {
+    Peer bob("bob", server_.ws_url());
+    ASSERT_TRUE(bob.play());
+    ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}));
+    ASSERT_TRUE(received_media(bob, 5, 5));
+  }  // bob's pipeline stops: not a deliberate hang-up of bob's user
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}}));
+  Peer bob_again("bob", server_.ws_url());
+  ASSERT_TRUE(bob_again.play());
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}, 40000));
+  EXPECT_TRUE(received_media(bob_again, 5, 5));
+}
+
 class ElementCodec : public ElementCall, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(ElementCodec, VideoBothWays) {
