@@ -249,42 +249,58 @@ bool Call::link_branch(SinkStream* stream, int pt, const char* sink_pad_name) {
   return true;
 }
 
-void Call::create_offer_or_answer(bool offer) {
-  Call* self = this;
-  (void)self;
-  Engine* engine = &engine_;
-  unsigned id = id_;
+GstPromise* Call::promise_then(std::function<void(Call&, const GstStructure* reply)> fn) {
+  // The reply arrives on a webrtcbin thread: copy it over to the signaling thread, where the
+  // call may have ended meanwhile.
   struct Ctx {
     Engine* engine;
     unsigned id;
-    bool offer;
+    std::function<void(Call&, const GstStructure*)> fn;
   };
-  GstPromise* promise = gst_promise_new_with_change_func(
+  return gst_promise_new_with_change_func(
       [](GstPromise* p, gpointer data) {
         auto* ctx = static_cast<Ctx*>(data);
         const GstStructure* reply = gst_promise_get_reply(p);
-        GstWebRTCSessionDescription* desc = nullptr;
-        GError* error = nullptr;
-        if (reply) {
-          gst_structure_get(reply, ctx->offer ? "offer" : "answer",
-                            GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, nullptr);
-          gst_structure_get(reply, "error", G_TYPE_ERROR, &error, nullptr);
-        }
-        std::string why = error ? error->message : "webrtcbin made no description";
-        if (error) g_error_free(error);
-        Engine* e = ctx->engine;
-        unsigned call_id = ctx->id;
-        e->invoke([e, call_id, desc, why] {
-          Call* c = e->find_call(call_id);
-          if (c && desc) {
-            c->on_description_created(desc);
-          } else if (c) {
-            e->call_ended(c, "negotiation failed: " + why, false);
-          }
-          if (desc) gst_webrtc_session_description_free(desc);
+        std::shared_ptr<GstStructure> copy(reply ? gst_structure_copy(reply) : nullptr,
+                                           [](GstStructure* s) {
+                                             if (s) gst_structure_free(s);
+                                           });
+        Engine* engine = ctx->engine;
+        unsigned id = ctx->id;
+        auto handler = ctx->fn;
+        engine->invoke([engine, id, handler, copy] {
+          if (Call* c = engine->find_call(id)) handler(*c, copy.get());
         });
       },
-      new Ctx{engine, id, offer}, [](gpointer data) { delete static_cast<Ctx*>(data); });
+      new Ctx{&engine_, id_, std::move(fn)}, [](gpointer data) { delete static_cast<Ctx*>(data); });
+}
+
+// The error a promise reply carries, or empty.
+static std::string reply_error(const GstStructure* reply) {
+  GError* error = nullptr;
+  if (reply) gst_structure_get(reply, "error", G_TYPE_ERROR, &error, nullptr);
+  std::string why = error ? error->message : "";
+  if (error) g_error_free(error);
+  return why;
+}
+
+void Call::create_offer_or_answer(bool offer) {
+  const char* field = offer ? "offer" : "answer";
+  GstPromise* promise = promise_then([field](Call& c, const GstStructure* reply) {
+    GstWebRTCSessionDescription* desc = nullptr;
+    if (reply) {
+      gst_structure_get(reply, field, GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, nullptr);
+    }
+    if (!desc) {
+      std::string why = reply_error(reply);
+      c.engine_.call_ended(
+          &c, "negotiation failed: " + (why.empty() ? "webrtcbin made no description" : why),
+          false);
+      return;
+    }
+    c.on_description_created(desc);
+    gst_webrtc_session_description_free(desc);
+  });
   g_signal_emit_by_name(webrtc_, offer ? "create-offer" : "create-answer", nullptr, promise);
   gst_promise_unref(promise);
 }
@@ -324,33 +340,14 @@ bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, st
     gst_sdp_message_copy(sdp, &remote_offer_);
   }
   GstWebRTCSessionDescription* desc = gst_webrtc_session_description_new(type, sdp);
-  Engine* engine = &engine_;
-  unsigned id = id_;
-  struct Ctx {
-    Engine* engine;
-    unsigned id;
-  };
-  GstPromise* promise = gst_promise_new_with_change_func(
-      [](GstPromise* p, gpointer data) {
-        auto* ctx = static_cast<Ctx*>(data);
-        const GstStructure* reply = gst_promise_get_reply(p);
-        GError* err = nullptr;
-        if (reply) gst_structure_get(reply, "error", G_TYPE_ERROR, &err, nullptr);
-        std::string why = err ? err->message : "";
-        if (err) g_error_free(err);
-        Engine* e = ctx->engine;
-        unsigned call_id = ctx->id;
-        e->invoke([e, call_id, why] {
-          Call* c = e->find_call(call_id);
-          if (!c) return;
-          if (!why.empty()) {
-            e->call_ended(c, "remote description refused: " + why, false);
-            return;
-          }
-          c->on_remote_description_set();
-        });
-      },
-      new Ctx{engine, id}, [](gpointer data) { delete static_cast<Ctx*>(data); });
+  GstPromise* promise = promise_then([](Call& c, const GstStructure* reply) {
+    std::string why = reply_error(reply);
+    if (!why.empty()) {
+      c.engine_.call_ended(&c, "remote description refused: " + why, false);
+      return;
+    }
+    c.on_remote_description_set();
+  });
   g_signal_emit_by_name(webrtc_, "set-remote-description", desc, promise);
   gst_promise_unref(promise);
   gst_webrtc_session_description_free(desc);

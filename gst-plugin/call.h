@@ -8,6 +8,8 @@
 #include <gst/webrtc/webrtc.h>
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -77,6 +79,9 @@ class Call {
 
   // Runs `fn` on the signaling thread if this call still exists then.
   void later(std::function<void(Call&)> fn);
+  // A promise for webrtcbin whose reply `fn` handles on the signaling thread (if the call
+  // still exists then).
+  GstPromise* promise_then(std::function<void(Call&, const GstStructure* reply)> fn);
 
   Engine& engine_;
   std::string peer_;
