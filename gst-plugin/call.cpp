@@ -596,6 +596,16 @@ void Call::build_receive_chain(GstPad* pad) {
   receives_.push_back(std::move(r));
 }
 
+void Call::end_outputs() {
+  std::lock_guard lock(receive_mutex_);
+  GST_INFO("call %u with %s: ending %zu received streams", id_, peer_.c_str(), receives_.size());
+  for (Receive& r : receives_) {
+    GstPad* sink = gst_element_get_static_pad(r.elements.front(), "sink");
+    gst_pad_send_event(sink, gst_event_new_eos());
+    gst_object_unref(sink);
+  }
+}
+
 void Call::teardown(std::function<void()> done) {
   teardown_done_ = std::move(done);
   {

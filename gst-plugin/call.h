@@ -39,6 +39,10 @@ class Call {
   bool remote_description(GstWebRTCSDPType type, const std::string& sdp, std::string& error);
   void remote_candidate(guint mline, const char* mid, const char* candidate);
 
+  // Ends the received streams with EOS (into the start of each receive chain, so it follows
+  // the data in order).
+  void end_outputs();
+
   // Periodic check (signaling thread): returns a reason to end the call, or empty.
   std::string check_health(gint64 now_us);
 

@@ -717,6 +717,12 @@ void Engine::stream_eos(SinkStream* stream, bool eos) {
   }
 }
 
+void Engine::end_outputs() {
+  invoke([this] {
+    for (auto& [peer, call] : calls_) call->end_outputs();
+  });
+}
+
 void Engine::release_sink_pad(GstPad* pad) {
   std::unique_ptr<SinkStream> stream;
   {

@@ -67,6 +67,8 @@ class Engine {
   GstPad* request_sink_pad(Kind kind, const char* name);
   void release_sink_pad(GstPad* pad);
   void stream_eos(SinkStream* stream, bool eos);  // streaming thread
+  // Ends every received stream with EOS (the calls go on). Any thread.
+  void end_outputs();
   void call(const std::string& peer);
   void hang_up(const std::optional<std::string>& peer);
   std::vector<std::string> users() const;

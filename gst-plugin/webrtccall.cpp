@@ -212,6 +212,18 @@ static void gst_webrtc_call_release_pad(GstElement* element, GstPad* pad) {
   if (element->numsinkpads == 0) GST_OBJECT_FLAG_UNSET(element, GST_ELEMENT_FLAG_SINK);
 }
 
+// The application ends the pipeline's sources (gst-launch -e, gst_element_send_event(EOS)):
+// we are one too, so the received streams end with EOS and downstream sinks can finish.
+static gboolean gst_webrtc_call_send_event(GstElement* element, GstEvent* event) {
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    GST_INFO_OBJECT(element, "EOS sent to the element: ending the received streams");
+    GST_WEBRTC_CALL(element)->engine->end_outputs();
+    gst_event_unref(event);
+    return TRUE;
+  }
+  return GST_ELEMENT_CLASS(gst_webrtc_call_parent_class)->send_event(element, event);
+}
+
 // EOS of inner elements (webrtcbin's) is not ours: the engine posts the element's own.
 static void gst_webrtc_call_handle_message(GstBin* bin, GstMessage* message) {
   if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_EOS && GST_MESSAGE_SRC(message) != GST_OBJECT(bin)) {
@@ -480,6 +492,7 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
   ec->request_new_pad = gst_webrtc_call_request_new_pad;
   ec->release_pad = gst_webrtc_call_release_pad;
   GST_BIN_CLASS(klass)->handle_message = gst_webrtc_call_handle_message;
+  ec->send_event = gst_webrtc_call_send_event;
 
   auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                      GST_PARAM_MUTABLE_READY);
@@ -612,6 +625,8 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   // Engine::stream_eos).
   gst_bin_set_suppressed_flags(
       GST_BIN(self), static_cast<GstElementFlags>(GST_ELEMENT_FLAG_SINK | GST_ELEMENT_FLAG_SOURCE));
+  // A source of what the remotes send: the pipeline's EOS event reaches us (send_event).
+  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SOURCE);
 }
 
 // ---- GstChildProxy: "signaller" ----

@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# The browser test: headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
-# opens the web client twice, as alice and bob, and checks a call with video both ways, chat,
-# hang-up and decline, against the server under test.
-#   tests/browser/run.sh SERVER-BINARY WEB-ROOT
+# The browser tests: headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
+# runs the web client against the server under test.
+#   tests/browser/run.sh SERVER-BINARY WEB-ROOT [TEST]
+# TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
+# or element.test.mjs (pages and gst-launch-1.0 pipelines with the webrtccall element call
+# each other; needs gst-launch-1.0 and GST_PLUGIN_PATH with the built plugin).
 # Everything runs in a network namespace of its own (made here, gone when the script exits,
 # also on failure): ICE must never see the machine's real interfaces. It holds lo and a veth
 # pair (10.77.0.1/24, 10.77.0.2/24), since Chromium gathers no loopback candidates.
 # Exits 77 (skip) when Chromium, Node.js or playwright-core (tools/install-deps.sh --test) is
-# missing.
+# missing, or gst-launch-1.0 for element.test.mjs.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 
-if [ $# -ne 2 ]; then
-  echo "usage: $0 SERVER-BINARY WEB-ROOT" >&2
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+  echo "usage: $0 SERVER-BINARY WEB-ROOT [call.test.mjs|element.test.mjs]" >&2
   exit 2
 fi
+test_script=${3:-call.test.mjs}
+case $test_script in
+  call.test.mjs | element.test.mjs) ;;
+  *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
+esac
 
 skip() {
   echo "SKIP: $*" >&2
@@ -29,13 +36,21 @@ if [ "${WCC_BROWSER_IN_NETNS:-}" != 1 ]; then
     skip "playwright-core is missing (tools/install-deps.sh --test, or npm ci in tests/browser)"
   [ -x "$1" ] || { echo "FAIL: server binary $1 not found or not executable" >&2; exit 1; }
   [ -f "$2/index.html" ] || { echo "FAIL: $2/index.html not found" >&2; exit 1; }
+  if [ "$test_script" = element.test.mjs ]; then
+    command -v gst-launch-1.0 >/dev/null ||
+      skip "gst-launch-1.0 is missing (apt-get install gstreamer1.0-tools)"
+    gst-inspect-1.0 webrtccall >/dev/null 2>&1 || {
+      echo "FAIL: gst-inspect-1.0 finds no webrtccall element (GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-})" >&2
+      exit 1
+    }
+  fi
   export WCC_BROWSER_IN_NETNS=1
   server=$(realpath "$1")
   web_root=$(realpath "$2")
   if [ "$(id -u)" -eq 0 ]; then
-    exec unshare --net -- bash "$here/run.sh" "$server" "$web_root"
+    exec unshare --net -- bash "$here/run.sh" "$server" "$web_root" "$test_script"
   fi
-  exec unshare --map-root-user --net -- bash "$here/run.sh" "$server" "$web_root"
+  exec unshare --map-root-user --net -- bash "$here/run.sh" "$server" "$web_root" "$test_script"
 fi
 
 # ---- inside the namespace ----
@@ -52,6 +67,7 @@ ip link set wcc1 up
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wcc-browser.XXXXXX")
 server_pid=""
 node_pid=""
+node_group=""
 status=1
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
@@ -61,6 +77,8 @@ cleanup() {
       wait "$pid" 2>/dev/null || true
     fi
   done
+  # Whatever node started (Chromium, gst-launch-1.0) and left behind, e.g. when node was killed.
+  if [ -n "$node_group" ]; then kill -KILL -- "-$node_group" 2>/dev/null || true; fi
   if [ "$status" -ne 0 ] && [ -s "$tmp/server.log" ]; then
     echo "---- server log (stderr) ----" >&2
     tail -n 200 "$tmp/server.log" >&2
@@ -93,9 +111,11 @@ if [ -z "$url" ]; then
 fi
 echo "server listening on $url"
 
-# In the background, so that a TERM (meson's timeout) is handled at once, not after node.
-node "$here/call.test.mjs" "$url" &
+# In the background, so that a TERM (meson's timeout) is handled at once, not after node; in
+# a process group of its own, so that cleanup can end whatever node started.
+setsid --wait node "$here/$test_script" "$url" &
 node_pid=$!
+node_group=$node_pid
 set +e
 wait "$node_pid"
 status=$?
