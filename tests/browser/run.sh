@@ -47,22 +47,12 @@ if [ "${WCC_BROWSER_IN_NETNS:-}" != 1 ]; then
   export WCC_BROWSER_IN_NETNS=1
   server=$(realpath "$1")
   web_root=$(realpath "$2")
-  if [ "$(id -u)" -eq 0 ]; then
-    exec unshare --net -- bash "$here/run.sh" "$server" "$web_root" "$test_script"
-  fi
-  exec unshare --map-root-user --net -- bash "$here/run.sh" "$server" "$web_root" "$test_script"
+  exec "$here/../netns-run.sh" bash "$here/run.sh" "$server" "$web_root" "$test_script"
 fi
 
-# ---- inside the namespace ----
+# ---- inside the namespace (tests/netns-run.sh made it: lo, wcc0/wcc1) ----
 server=$1
 web_root=$2
-
-ip link set lo up
-ip link add wcc0 type veth peer name wcc1
-ip addr add 10.77.0.1/24 dev wcc0
-ip addr add 10.77.0.2/24 dev wcc1
-ip link set wcc0 up
-ip link set wcc1 up
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wcc-browser.XXXXXX")
 server_pid=""
