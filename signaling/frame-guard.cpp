@@ -14,6 +14,12 @@ namespace {
 
 using signaling::FrameGuardStats;
 
+// Browsers send no pings and libsoup sends one per keepalive interval.
+constexpr unsigned kMaxPingsPerSecond = 10;
+// Bytes read from one connection before the others get their turn: libsoup 3.2 reads until
+// the socket is drained, so one fast sender could hold the main loop.
+constexpr gssize kReadBudget = 64 * 1024;
+
 // ---- Incoming frame parser ----
 
 struct FrameParser {
@@ -23,6 +29,10 @@ struct FrameParser {
   std::uint64_t payload_left = 0;
   std::uint64_t message_bytes = 0;  // data bytes of the message being received so far
   bool in_payload = false;
+  // Pings in the current one-second window: each costs a pong the peer may never read.
+  gint64 ping_window_start_us = 0;
+  unsigned pings_in_window = 0;
+  bool ping_flood = false;
 
   static std::size_t header_size(const unsigned char* h, std::size_t have) {
     if (have < 2) return 2;
@@ -66,6 +76,18 @@ struct FrameParser {
       }
       header_have = 0;
 
+      if (opcode == 0x9) {
+        gint64 now = g_get_monotonic_time();
+        if (now - ping_window_start_us > G_USEC_PER_SEC) {
+          ping_window_start_us = now;
+          pings_in_window = 0;
+        }
+        if (++pings_in_window > kMaxPingsPerSecond) {
+          ping_flood = true;
+          *header_start_out = header_start;
+          return static_cast<gssize>(header_start);
+        }
+      }
       if (opcode < 0x8) {  // data or continuation frame
         if (opcode != 0) message_bytes = 0;
         message_bytes += payload;
@@ -90,6 +112,7 @@ struct GuardInput {
   FrameParser parser;
   FrameGuardStats* stats;
   GError* pending_error;  // over the limit: returned by the next read
+  gssize budget;          // bytes left to read before yielding to the main loop
 };
 struct GuardInputClass {
   GInputStreamClass parent_class;
@@ -106,11 +129,17 @@ GuardInput* as_input(gpointer p) {
   return reinterpret_cast<GuardInput*>(p);
 }
 
-void set_too_big(GuardInput* self) {
+void set_refused(GuardInput* self) {
   g_clear_error(&self->pending_error);
-  self->pending_error = g_error_new(SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG,
-                                    "message is over the limit of %" G_GSIZE_FORMAT " bytes",
-                                    self->parser.max_message_bytes);
+  if (self->parser.ping_flood) {
+    self->pending_error =
+        g_error_new(SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+                    "more than %u pings per second", kMaxPingsPerSecond);
+  } else {
+    self->pending_error = g_error_new(SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG,
+                                      "message is over the limit of %" G_GSIZE_FORMAT " bytes",
+                                      self->parser.max_message_bytes);
+  }
 }
 
 // Scans what was just read; trims the count to what precedes an oversized frame.
@@ -121,7 +150,7 @@ gssize inspect(GuardInput* self, void* buffer, gssize count, GError** error) {
   gssize bad = self->parser.feed(static_cast<const unsigned char*>(buffer),
                                  static_cast<std::size_t>(count), &header_start);
   if (bad < 0) return count;
-  set_too_big(self);
+  set_refused(self);
   if (bad > 0) return bad;  // deliver the complete frames before it; fail the next read
   g_propagate_error(error, std::exchange(self->pending_error, nullptr));
   return -1;
@@ -159,6 +188,7 @@ GSource* guard_input_create_source(GPollableInputStream* stream, GCancellable* c
   GSource* source = g_pollable_source_new_full(stream, base_source, cancellable);
   g_source_unref(base_source);
   if (self->pending_error) g_source_set_ready_time(source, 0);  // fire at once
+  self->budget = kReadBudget;  // libsoup re-arms its source after each drained read
   return source;
 }
 
@@ -169,8 +199,16 @@ gssize guard_input_read_nonblocking(GPollableInputStream* stream, void* buffer, 
     g_propagate_error(error, std::exchange(self->pending_error, nullptr));
     return -1;
   }
+  if (self->budget <= 0) {
+    // Our turn is over: pretend the socket is drained; libsoup re-arms its source and the
+    // main loop serves the other connections first.
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "read budget used");
+    return -1;
+  }
+  gsize want = std::min(count, static_cast<gsize>(self->budget));
   gssize n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(self->base), buffer,
-                                                      count, nullptr, error);
+                                                      want, nullptr, error);
+  if (n > 0) self->budget -= n;
   return inspect(self, buffer, n, error);
 }
 
@@ -368,6 +406,7 @@ GIOStream* frame_guard_new(GIOStream* base, std::size_t max_message_bytes) {
   self->input = as_input(g_object_new(guard_input_get_type(), nullptr));
   self->input->base = G_INPUT_STREAM(g_object_ref(g_io_stream_get_input_stream(base)));
   self->input->parser.max_message_bytes = max_message_bytes;
+  self->input->budget = kReadBudget;
   self->input->stats = &self->stats;
 
   self->output = as_output(g_object_new(guard_output_get_type(), nullptr));

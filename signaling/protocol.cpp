@@ -82,7 +82,10 @@ std::variant<GRef<JsonObject>, Error> parse_object(std::string_view text, const 
                                            " bytes is over the limit of " +
                                            std::to_string(limits.max_message_bytes)};
   }
-  if (std::memchr(text.data(), '\0', text.size()) != nullptr) {
+  // json-glib hands strings out as C strings: an escaped NUL would silently cut a name or a
+  // target short ("a\u0000b" registering "a"), so it is refused like a raw one.
+  if (std::memchr(text.data(), '\0', text.size()) != nullptr ||
+      text.find("\\u0000") != std::string_view::npos) {
     return Error{ErrorCode::kMalformed, "message contains a NUL character"};
   }
   if (!depth_within(text, limits.max_depth)) {

@@ -353,11 +353,19 @@ void Server::Impl::on_message(SoupWebsocketConnection*, gint type, GBytes* messa
 void Server::Impl::on_error(SoupWebsocketConnection*, GError* error, gpointer data) {
   auto* c = static_cast<Connection*>(data);
   Impl* self = c->server;
+  // The frame guard refused the input. libsoup closes the stream right after this signal:
+  // queue the error and the close frame now so the client learns why.
   if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG) && !c->departed) {
-    // libsoup closes the stream right after this signal: queue the error and the close frame
-    // now so the client learns why.
     Effects fx;
     self->router_.refuse(c->id, protocol::ErrorCode::kTooLarge, error->message, fx);
+    self->apply(fx);
+    return;
+  }
+  if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION) &&
+      !c->departed) {
+    Effects fx;
+    self->router_.refuse(c->id, protocol::ErrorCode::kRateLimited, error->message, fx);
+    fx.closes.push_back({c->id, kClosePolicy, "ping flood"});
     self->apply(fx);
     return;
   }

@@ -77,6 +77,7 @@ TEST(Parse, MalformedInput) {
   EXPECT_EQ(error_of(R"({"type":5})"), ErrorCode::kMalformed);
   EXPECT_EQ(error_of(R"({"type":""})"), ErrorCode::kMalformed);
   EXPECT_EQ(error_of(std::string("{\"type\":\"x\0\"}", 13)), ErrorCode::kMalformed);
+  EXPECT_EQ(error_of(R"({"type":"username","name":"a\u0000b"})"), ErrorCode::kMalformed);
   EXPECT_EQ(error_of(R"({"type":"message","text":"x")"), ErrorCode::kMalformed);
   // Infinity would be written back as `inf.0`, which is not JSON.
   EXPECT_EQ(error_of(R"({"type":"message","text":"x","date":1e999})"), ErrorCode::kMalformed);
