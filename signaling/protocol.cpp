@@ -46,6 +46,17 @@ void set_string(JsonObject* o, const char* member, std::string_view value) {
   }
 }
 
+// Whether the JSON text holds the escape \u0000 (and not, say, an escaped backslash
+// followed by the letters u0000).
+bool has_escaped_nul(std::string_view text) {
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] != '\\') continue;
+    if (text[i + 1] == 'u' && text.substr(i + 2, 4) == "0000") return true;
+    ++i;  // skip the escaped character, a backslash included
+  }
+  return false;
+}
+
 // json-glib parses 1e999 as infinity and would then write `inf.0`, which is not JSON.
 // Recursion is bounded: depth_within() ran first.
 bool numbers_finite(JsonNode* node) {
@@ -84,8 +95,7 @@ std::variant<GRef<JsonObject>, Error> parse_object(std::string_view text, const 
   }
   // json-glib hands strings out as C strings: an escaped NUL would silently cut a name or a
   // target short ("a\u0000b" registering "a"), so it is refused like a raw one.
-  if (std::memchr(text.data(), '\0', text.size()) != nullptr ||
-      text.find("\\u0000") != std::string_view::npos) {
+  if (std::memchr(text.data(), '\0', text.size()) != nullptr || has_escaped_nul(text)) {
     return Error{ErrorCode::kMalformed, "message contains a NUL character"};
   }
   if (!depth_within(text, limits.max_depth)) {

@@ -78,6 +78,10 @@ TEST(Parse, MalformedInput) {
   EXPECT_EQ(error_of(R"({"type":""})"), ErrorCode::kMalformed);
   EXPECT_EQ(error_of(std::string("{\"type\":\"x\0\"}", 13)), ErrorCode::kMalformed);
   EXPECT_EQ(error_of(R"({"type":"username","name":"a\u0000b"})"), ErrorCode::kMalformed);
+  // An escaped backslash followed by the letters u0000 is text, not a NUL.
+  EXPECT_EQ(
+      std::get<protocol::Chat>(ok(R"({"type":"message","text":"type \\u0000 for NUL"})")).text,
+      "type \\u0000 for NUL");
   EXPECT_EQ(error_of(R"({"type":"message","text":"x")"), ErrorCode::kMalformed);
   // Infinity would be written back as `inf.0`, which is not JSON.
   EXPECT_EQ(error_of(R"({"type":"message","text":"x","date":1e999})"), ErrorCode::kMalformed);
