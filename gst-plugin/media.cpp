@@ -107,7 +107,10 @@ std::vector<GstElement*> make_encoder_chain(const Codec& codec, unsigned bitrate
         set_if(enc, "target-bitrate", static_cast<gint>(bps));
         set_if(enc, "lag-in-frames", 0);
         set_if(enc, "keyframe-max-dist", 300);
-        set_if(enc, "threads", 2);
+        // One thread: libvpx's threads busy-wait for each other, and on a 2-core machine two
+        // encoders with threads=2 dropped two thirds of the frames (bench/call-setup:
+        // glass-to-glass p50 110-125 ms with 2 threads, 7.5 ms with 1).
+        set_if(enc, "threads", 1);
         set_if(enc, "undershoot", 95);
         set_if(enc, "buffer-size", 1000);
         set_if(enc, "buffer-initial-size", 500);
