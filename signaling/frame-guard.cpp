@@ -132,9 +132,8 @@ GuardInput* as_input(gpointer p) {
 void set_refused(GuardInput* self) {
   g_clear_error(&self->pending_error);
   if (self->parser.ping_flood) {
-    self->pending_error =
-        g_error_new(SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
-                    "more than %u pings per second", kMaxPingsPerSecond);
+    self->pending_error = g_error_new(SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+                                      "more than %u pings per second", kMaxPingsPerSecond);
   } else {
     self->pending_error = g_error_new(SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG,
                                       "message is over the limit of %" G_GSIZE_FORMAT " bytes",

@@ -51,19 +51,20 @@ void append_value(std::string& out, std::string_view v) {
 
 GLogWriterOutput write_logfmt(GLogLevelFlags level, const GLogField* fields, gsize n_fields,
                               gpointer) {
-  if (g_log_writer_is_journald(fileno(stderr))) {
-    return g_log_writer_journald(level, fields, n_fields, nullptr);
-  }
   const char* domain = nullptr;
   for (gsize i = 0; i < n_fields; ++i) {
     if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0)
       domain = static_cast<const char*>(fields[i].value);
   }
-  // Debug output from GLib and libsoup follows G_MESSAGES_DEBUG as usual.
+  // Debug output from GLib and libsoup follows G_MESSAGES_DEBUG as usual. Checked first:
+  // libsoup logs every frame at debug level, so this runs for every relayed message.
   if ((level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) &&
       !(domain && g_str_equal(domain, kDomain))) {
     if (g_log_writer_default_would_drop(level, domain)) return G_LOG_WRITER_HANDLED;
   }
+  // Whether stderr is the journal does not change while we run (it costs a syscall).
+  static const bool journald = g_log_writer_is_journald(fileno(stderr));
+  if (journald) return g_log_writer_journald(level, fields, n_fields, nullptr);
   GDateTime* now = g_date_time_new_now_utc();
   char* ts = g_date_time_format_iso8601(now);
   g_date_time_unref(now);

@@ -1,6 +1,8 @@
 #include "server.h"
 
 #include <libsoup/soup.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -315,6 +317,10 @@ void Server::Impl::accept_connection(SoupServerMessage* msg, const Upgrade& upgr
     c->socket = GRef<GSocket>::ref(sock);
   } else if (G_IS_SOCKET_CONNECTION(raw.get())) {
     c->socket = GRef<GSocket>::ref(g_socket_connection_get_socket(G_SOCKET_CONNECTION(raw.get())));
+  }
+  if (c->socket) {
+    // Signaling messages are small and latency-bound: never wait to coalesce them.
+    g_socket_set_option(c->socket.get(), IPPROTO_TCP, TCP_NODELAY, 1, nullptr);
   }
   c->peer = upgrade.peer;
   c->handlers[0] = g_signal_connect(ws.get(), "message", G_CALLBACK(on_message), c.get());
