@@ -19,7 +19,7 @@ build_pkgs=(
 )
 test_pkgs=(
   libgtest-dev libgmock-dev
-  chromium nodejs npm iproute2 curl openssl procps
+  chromium nodejs npm iproute2 curl openssl procps coturn nftables
 )
 
 pkgs=("${build_pkgs[@]}")
