@@ -30,6 +30,12 @@ class Call {
   unsigned id() const { return id_; }
   bool offerer() const { return offerer_; }
   bool connected() const { return connected_; }
+  bool sends(const SinkStream* stream) const {
+    for (const SendBranch& b : sends_) {
+      if (b.stream == stream) return true;
+    }
+    return false;
+  }
 
   // Creates the webrtcbin. The offerer links its branches and sends the offer. Returns false
   // with `error` set when the call cannot be made.

@@ -175,15 +175,7 @@ bool Engine::start() {
 void Engine::stop() {
   if (!thread_) return;
   run_sync(context_, [this] {
-    std::vector<std::string> peers;
-    for (auto& [peer, call] : calls_) peers.push_back(peer);
-    for (const std::string& peer : peers) end_call(peer, "pipeline stopped", "stopped");
-    // Teardowns finish through invocations on this very context: run it until they are done.
-    gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
-    while (!dying_.empty() && g_get_monotonic_time() < deadline) {
-      g_main_context_iteration(context_, FALSE);
-      if (!dying_.empty()) g_usleep(1000);
-    }
+    end_calls_and_wait(nullptr, "pipeline stopped");
     if (!dying_.empty())
       GST_WARNING_OBJECT(element_, "%zu calls did not finish tearing down", dying_.size());
     dying_.clear();
@@ -723,7 +715,32 @@ void Engine::end_outputs() {
   });
 }
 
+// Signaling thread: ends the calls that send `stream` (all calls when null) and runs the
+// context until their teardowns are done (they finish through invocations), at most 3 s.
+void Engine::end_calls_and_wait(const SinkStream* stream, const char* reason) {
+  std::vector<std::string> peers;
+  for (auto& [peer, call] : calls_) {
+    if (!stream || call->sends(stream)) peers.push_back(peer);
+  }
+  for (const std::string& peer : peers) end_call(peer, reason, "stopped");
+  gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+  while (!dying_.empty() && g_get_monotonic_time() < deadline) {
+    g_main_context_iteration(context_, FALSE);
+    if (!dying_.empty()) g_usleep(1000);
+  }
+}
+
 void Engine::release_sink_pad(GstPad* pad) {
+  SinkStream* found = nullptr;
+  {
+    std::lock_guard lock(streams_mutex_);
+    for (auto& s : streams_) {
+      if (s->ghost == pad) found = s.get();
+    }
+  }
+  if (!found) return;
+  // The calls sending this input hold branches on its tee: they end first.
+  if (thread_) run_sync(context_, [this, found] { end_calls_and_wait(found, "input removed"); });
   std::unique_ptr<SinkStream> stream;
   {
     std::lock_guard lock(streams_mutex_);

@@ -110,6 +110,7 @@ class Engine {
   // Ends a call. `hang_up_reason`: what the peer is told (nullptr: nothing, "": a plain,
   // deliberate hang-up, else e.g. "failed", "timeout", "stopped" which it may redial after).
   void end_call(const std::string& peer, const std::string& reason, const char* hang_up_reason);
+  void end_calls_and_wait(const SinkStream* stream, const char* reason);
   void schedule_peer_retry();
   void maybe_call_peer();
   void build_stream_chain(SinkStream* stream, GstCaps* caps);

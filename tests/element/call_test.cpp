@@ -295,6 +295,28 @@ TEST_F(ElementCall, PeerIsCalledWhenItComesOnlineAndAgainWhenItComesBack) {
   EXPECT_TRUE(received_media(bob_again, 5, 5));
 }
 
+TEST_F(ElementCall, ReleasingAnInputPadMidCallEndsItsCallsCleanly) {
+  Peer bob("bob", server_.ws_url());
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  Peer alice("alice", server_.ws_url(), {.peer = "bob"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(received_media(bob, 10, 10));
+  GstPad* pad = gst_element_get_static_pad(alice.element(), "video_0");
+  ASSERT_TRUE(pad);
+  GstPad* peer = gst_pad_get_peer(pad);
+  gst_pad_unlink(peer, pad);
+  gst_object_unref(peer);
+  gst_element_release_request_pad(alice.element(), pad);
+  gst_object_unref(pad);
+  GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
+  ASSERT_TRUE(ended);
+  EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "input removed");
+  gst_structure_free(ended);
+  EXPECT_TRUE(bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}}));
+  EXPECT_TRUE(alice.errors().empty());
+}
+
 class ElementCodec : public ElementCall, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(ElementCodec, VideoBothWays) {
