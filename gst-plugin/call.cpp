@@ -294,8 +294,7 @@ void Call::create_offer_or_answer(bool offer) {
     if (!desc) {
       std::string why = reply_error(reply);
       c.engine_.call_ended(
-          &c, "negotiation failed: " + (why.empty() ? "webrtcbin made no description" : why),
-          false);
+          &c, "negotiation failed: " + (why.empty() ? "webrtcbin made no description" : why));
       return;
     }
     c.on_description_created(desc);
@@ -343,7 +342,7 @@ bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, st
   GstPromise* promise = promise_then([](Call& c, const GstStructure* reply) {
     std::string why = reply_error(reply);
     if (!why.empty()) {
-      c.engine_.call_ended(&c, "remote description refused: " + why, false);
+      c.engine_.call_ended(&c, "remote description refused: " + why);
       return;
     }
     c.on_remote_description_set();
@@ -457,13 +456,13 @@ void Call::on_connection_state() {
   GST_DEBUG("call %u with %s: connection %d ice %d", id_, peer_.c_str(), state, ice);
   if (ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED ||
       state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
-    engine_.call_ended(this, "ICE failed: no network path to " + peer_, false);
+    engine_.call_ended(this, "ICE failed: no network path to " + peer_);
     return;
   }
   if (state == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !connected_) {
     std::string error;
     if (!verify_fingerprint(error)) {
-      engine_.call_ended(this, error, false);
+      engine_.call_ended(this, error);
       return;
     }
     connected_ = true;

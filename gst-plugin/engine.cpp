@@ -486,7 +486,7 @@ Call* Engine::find_call_any(unsigned id) {
   return it == dying_.end() ? nullptr : it->second.get();
 }
 
-void Engine::call_ended(Call* call, const std::string& reason, bool) {
+void Engine::call_ended(Call* call, const std::string& reason) {
   end_call(call->peer(), reason, "failed");
 }
 

@@ -84,7 +84,7 @@ class Engine {
   // Streams of one kind that calls should send.
   std::vector<SinkStream*> streams_of(Kind kind);
   std::mutex& streams_mutex() { return streams_mutex_; }
-  void call_ended(Call* call, const std::string& reason, bool remote_choice);
+  void call_ended(Call* call, const std::string& reason);
   Call* find_call(unsigned id);      // a live call
   Call* find_call_any(unsigned id);  // a live call or one being torn down
   // A source pad for what `call` receives (streaming thread); removed by remove_src_pad.

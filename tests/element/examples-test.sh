@@ -3,30 +3,11 @@
 # call.sh calls answer-display.sh (frames must reach its video sink), then call.sh calls
 # record.sh (the file must hold playable VP8 and Opus of the call's length).
 # Run inside tests/netns-run.sh. Needs WEBRTC_CALL_SERVER and GST_PLUGIN_PATH.
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 examples=$(cd "$(dirname "$0")/../../examples/pipelines" && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$WEBRTC_CALL_SERVER" --address 127.0.0.1 --port 0 >"$work/server.out" 2>"$work/server.log" &
-pids+=($!)
-for _ in $(seq 100); do grep -q Listening "$work/server.out" && break; sleep 0.05; done
-url=$(sed -n 's#Listening on http://\(.*\)/#ws://\1/ws#p' "$work/server.out")
-[ -n "$url" ] || { echo "server did not start"; cat "$work/server.log"; exit 1; }
+start_server
 echo "server: $url"
 
-wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.2
-  done
-}
 frames() { ls "$work/frames" 2>/dev/null | wc -l; }
 enough_frames() { [ "$(frames)" -ge 30 ]; }
 
@@ -34,9 +15,9 @@ enough_frames() { [ "$(frames)" -ge 30 ]; }
 mkdir "$work/frames"
 VIDEO_SINK="pngenc ! multifilesink location=$work/frames/%05d.png" AUDIO_SINK=fakesink \
   "$examples/answer-display.sh" "$url" viewer >"$work/viewer.log" 2>&1 &
-viewer=$!; pids+=($viewer)
+viewer=$!; track $viewer
 "$examples/call.sh" "$url" caller viewer >"$work/caller.log" 2>&1 &
-caller=$!; pids+=($caller)
+caller=$!; track $caller
 if ! wait_for 20 enough_frames; then
   echo "FAIL: answer-display.sh showed $(frames) frames"; tail -n 20 "$work/viewer.log" "$work/caller.log"; exit 1
 fi
@@ -47,10 +28,10 @@ kill -INT "$viewer" 2>/dev/null || true; wait "$viewer" || true
 
 # 2. record.sh records the call without transcoding; the caller hanging up finishes the file.
 "$examples/record.sh" "$url" recorder "$work/call.mkv" >"$work/recorder.log" 2>&1 &
-recorder=$!; pids+=($recorder)
-sleep 0.5  # not an assertion: lets the recorder register before it is called
+recorder=$!; track $recorder
+wait_for 10 grep -q "event=registered .*detail=recorder" "$work/server.log"
 "$examples/call.sh" "$url" caller2 recorder >"$work/caller2.log" 2>&1 &
-caller=$!; pids+=($caller)
+caller=$!; track $caller
 if ! wait_for 20 test -s "$work/call.mkv"; then
   echo "FAIL: nothing recorded"; tail -n 20 "$work/recorder.log" "$work/caller2.log"; exit 1
 fi

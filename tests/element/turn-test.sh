@@ -3,25 +3,9 @@
 # relay. Without turn-servers the call fails with "ICE failed"; with Debian's coturn in this
 # namespace it connects and video flows. Run inside tests/netns-run.sh; needs turnserver
 # (coturn) and nft, WEBRTC_CALL_SERVER and GST_PLUGIN_PATH.
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 command -v turnserver >/dev/null || { echo "SKIP: turnserver (coturn) is missing"; exit 77; }
 command -v nft >/dev/null || { echo "SKIP: nft (nftables) is missing"; exit 77; }
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.2
-  done
-}
-
 # Both peers use 10.77.0.2 only; their packets to each other are dropped. The TURN server
 # listens and relays on 10.77.0.1, which they can reach.
 nft add table inet wcc
@@ -31,11 +15,8 @@ turnserver -n --listening-ip=10.77.0.1 --relay-ip=10.77.0.1 --listening-port=347
   --min-port=49160 --max-port=49300 --lt-cred-mech --user=test:secret --realm=wcc.test \
   --no-tls --no-dtls --no-cli --userdb="$work/turndb" --pidfile="$work/turn.pid" \
   --log-file=stdout --simple-log >"$work/turn.log" 2>&1 &
-pids+=($!)
-"$WEBRTC_CALL_SERVER" --address 127.0.0.1 --port 0 >"$work/server.out" 2>"$work/server.log" &
-pids+=($!)
-wait_for 5 grep -q Listening "$work/server.out"
-url=$(sed -n 's#Listening on http://\(.*\)/#ws://\1/ws#p' "$work/server.out")
+track $!
+start_server
 
 # call NAME-SUFFIX EXTRA-PROPERTY: bob answers, alice calls; prints bob's log path
 call() {
@@ -43,12 +24,12 @@ call() {
   gst-launch-1.0 -m -v webrtccall name=c "username=bob$tag" signaling-server="$url" \
     'ice-addresses=<"10.77.0.2">' "$extra" c.video_src_0 ! fakesink silent=false \
     >"$work/bob$tag.log" 2>&1 &
-  pids+=($!)
+  track $!
   gst-launch-1.0 webrtccall name=c "username=alice$tag" "peer=bob$tag" signaling-server="$url" \
     'ice-addresses=<"10.77.0.2">' "$extra" \
     videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! c.video_0 \
     >"$work/alice$tag.log" 2>&1 &
-  pids+=($!)
+  track $!
 }
 frames() { grep -c "last-message = chain" "$1" || true; }
 has_frames() { [ "$(frames "$1")" -ge 30 ]; }
