@@ -7,13 +7,20 @@
 // WCC_BROWSER_VERBOSE=1 prints every page's state and console at the end, also on success.
 import {chromium} from "playwright-core";
 
+import * as web from "./web-client.mjs";
+
+const {STEP_TIMEOUT_MS, byTestId, userEntry, waitForState, login, bannerText} = web;
+
+async function expectBanner(name, words) {
+  log(`${name} is told: "${await web.expectBanner(clients[name].page, name, words)}"`);
+}
+
 const url = process.argv[2];
 if (!url) {
   console.error("usage: node call.test.mjs SERVER-URL");
   process.exit(2);
 }
 
-const STEP_TIMEOUT_MS = 20_000;
 const TOTAL_TIMEOUT_MS = 150_000;  // under the 180 s meson gives run.sh
 
 const started = Date.now();
@@ -75,38 +82,10 @@ async function closeClient(name) {
   delete clients[name];
 }
 
-const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
-const userEntry = (page, name) => byTestId(page, "user-entry").filter({hasText: name});
 
-async function waitForState(page, testid, state) {
-  await page.waitForFunction(
-      ([id, want]) => document.querySelector(`[data-testid="${id}"]`)?.dataset.state === want,
-      [testid, state], {timeout: STEP_TIMEOUT_MS, polling: 100});
-}
 
-async function login(page, name) {
-  await byTestId(page, "login-name").fill(name);
-  await byTestId(page, "login-button").click();
-  await waitForState(page, "connection-state", "connected");
-}
 
-async function bannerText(page) {
-  return page.evaluate(() => {
-    const banner = document.querySelector('[data-testid="error-banner"]');
-    return banner.hidden ? "" : banner.querySelector('[data-testid="error-message"]').textContent;
-  });
-}
 
-async function expectBanner(name, words) {
-  const {page} = clients[name];
-  await page.waitForFunction(([w]) => {
-    const banner = document.querySelector('[data-testid="error-banner"]');
-    return !banner.hidden && banner.textContent.includes(w);
-  }, [words], {timeout: STEP_TIMEOUT_MS, polling: 100}).catch(async () => {
-    throw new Error(`${name} should be told "${words}", the banner says "${await bannerText(page)}"`);
-  });
-  log(`${name} is told: "${await bannerText(page)}"`);
-}
 
 // The remote video shows the peer's camera: it has a size, and decoded frames keep coming.
 async function expectRemoteVideoPlaying(name) {

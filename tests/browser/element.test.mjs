@@ -20,6 +20,14 @@ import {spawn} from "node:child_process";
 import {createInterface} from "node:readline";
 import {chromium} from "playwright-core";
 
+import * as web from "./web-client.mjs";
+
+const {STEP_TIMEOUT_MS, byTestId, userEntry, waitForState, login, bannerText} = web;
+
+async function expectBanner(name, words) {
+  log(`${name} is told: "${await web.expectBanner(clients[name].page, name, words)}"`);
+}
+
 const url = process.argv[2];
 if (!url) {
   console.error("usage: node element.test.mjs SERVER-URL");
@@ -27,7 +35,6 @@ if (!url) {
 }
 const wsUrl = new URL("ws", url).href.replace(/^http/, "ws");  // http://h:p/ -> ws://h:p/ws
 
-const STEP_TIMEOUT_MS = 20_000;
 const TOTAL_TIMEOUT_MS = 150_000;  // under the 180 s meson gives run.sh
 const CALL_TIMEOUT_S = 4;          // the element's call-timeout
 
@@ -273,43 +280,10 @@ async function openClient(name) {
   return page;
 }
 
-const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
-const userEntry = (page, name) => byTestId(page, "user-entry").filter({hasText: name});
 
-async function waitForState(page, testid, state, timeoutMs = STEP_TIMEOUT_MS) {
-  await page.waitForFunction(
-      ([id, want]) => document.querySelector(`[data-testid="${id}"]`)?.dataset.state === want,
-      [testid, state], {timeout: timeoutMs, polling: 50}).catch(async (err) => {
-    const now = await page.evaluate(
-        (id) => document.querySelector(`[data-testid="${id}"]`)?.dataset.state, testid)
-        .catch(() => "?");
-    throw new Error(`${testid} should become "${state}", it is "${now}" (${err.message.split("\n")[0]})`);
-  });
-}
 
-async function login(page, name) {
-  await byTestId(page, "login-name").fill(name);
-  await byTestId(page, "login-button").click();
-  await waitForState(page, "connection-state", "connected");
-}
 
-async function bannerText(page) {
-  return page.evaluate(() => {
-    const banner = document.querySelector('[data-testid="error-banner"]');
-    return banner.hidden ? "" : banner.querySelector('[data-testid="error-message"]').textContent;
-  });
-}
 
-async function expectBanner(name, words) {
-  const {page} = clients[name];
-  await page.waitForFunction(([w]) => {
-    const banner = document.querySelector('[data-testid="error-banner"]');
-    return !banner.hidden && banner.textContent.includes(w);
-  }, [words], {timeout: STEP_TIMEOUT_MS, polling: 50}).catch(async () => {
-    throw new Error(`${name} should be told "${words}", the banner says "${await bannerText(page)}"`);
-  });
-  log(`${name} is told: "${await bannerText(page)}"`);
-}
 
 const REMOTE_VIDEO = '[data-testid="remote-video"]';
 
