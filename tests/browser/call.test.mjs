@@ -5,8 +5,6 @@
 // namespace and starts the server.
 //   node call.test.mjs http://127.0.0.1:PORT/
 // WCC_BROWSER_VERBOSE=1 prints every page's state and console at the end, also on success.
-import {chromium} from "playwright-core";
-
 import * as web from "./web-client.mjs";
 
 const {STEP_TIMEOUT_MS, byTestId, userEntry, waitForState, login, bannerText} = web;
@@ -33,22 +31,7 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, TOTAL_TIMEOUT_MS);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-  ],
-});
+const browser = await web.launchChromium();
 
 // ---- pages --------------------------------------------------------------------------------
 

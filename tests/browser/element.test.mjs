@@ -18,8 +18,6 @@
 // The pipelines' element logs at GST_DEBUG=webrtccall:4 unless GST_DEBUG is set.
 import {spawn} from "node:child_process";
 import {createInterface} from "node:readline";
-import {chromium} from "playwright-core";
-
 import * as web from "./web-client.mjs";
 
 const {STEP_TIMEOUT_MS, byTestId, userEntry, waitForState, login, bannerText} = web;
@@ -229,22 +227,7 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, TOTAL_TIMEOUT_MS);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-  ],
-});
+const browser = await web.launchChromium();
 
 const clients = {};  // name -> {page, consoleLines, sockets}
 const pageErrors = [];

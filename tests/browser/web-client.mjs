@@ -1,6 +1,29 @@
 // Driving the web client (examples/web) by its data-testid attributes; shared by the browser
 // tests. Every wait polls with a timeout and says what it saw when it fails.
+import {chromium} from "playwright-core";
+
 export const STEP_TIMEOUT_MS = 20_000;
+
+// Debian's Chromium (never a downloaded one), with a fake camera and microphone that pages
+// may use without asking, and without the background traffic this closed network refuses.
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless=new",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+    ],
+  });
+}
 
 export const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
 export const userEntry = (page, name) => byTestId(page, "user-entry").filter({hasText: name});
