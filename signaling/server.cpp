@@ -96,20 +96,20 @@ class Server::Impl {
   std::unordered_map<std::string, unsigned> per_address_;
   ConnId next_id_ = 1;
 
-  guint userlist_timer_ = 0;
+  GSource* userlist_timer_ = nullptr;
   std::int64_t last_flush_end_us_ = 0;
   std::int64_t last_flush_cost_us_ = 0;
-  guint keepalive_timer_ = 0;
+  GSource* keepalive_timer_ = nullptr;
 
   bool shutting_down_ = false;
-  guint shutdown_timer_ = 0;
+  GSource* shutdown_timer_ = nullptr;
   std::function<void()> shutdown_done_;
 };
 
 Server::Impl::~Impl() {
-  if (userlist_timer_) g_source_remove(userlist_timer_);
-  if (keepalive_timer_) g_source_remove(keepalive_timer_);
-  if (shutdown_timer_) g_source_remove(shutdown_timer_);
+  gwc::clear_source(userlist_timer_);
+  gwc::clear_source(keepalive_timer_);
+  gwc::clear_source(shutdown_timer_);
   for (auto& [id, c] : conns_) {
     for (gulong h : c->handlers) {
       if (h) g_signal_handler_disconnect(c->ws.get(), h);
@@ -177,7 +177,7 @@ bool Server::Impl::listen(gwc::GErrorPtr& error) {
     }
   }
 
-  keepalive_timer_ = g_timeout_add_seconds(1, on_keepalive_sweep, this);
+  keepalive_timer_ = gwc::add_timeout(1000, on_keepalive_sweep, this);
   return true;
 }
 
@@ -413,13 +413,7 @@ void Server::Impl::forget(ConnId id) {
   for (gulong h : c->handlers) g_signal_handler_disconnect(c->ws.get(), h);
   // We are inside the connection's own "closed" emission: drop our reference once it
   // has returned.
-  g_idle_add_full(
-      G_PRIORITY_DEFAULT,
-      [](gpointer ws) -> gboolean {
-        g_object_unref(ws);
-        return G_SOURCE_REMOVE;
-      },
-      c->ws.release(), nullptr);
+  gwc::unref_later(c->ws.release());
 }
 
 void Server::Impl::send(Connection& c, const std::string& text) {
@@ -486,12 +480,12 @@ void Server::Impl::schedule_userlist() {
   std::int64_t at = std::max(now + config_.userlist_delay_ms * 1000,
                              last_flush_end_us_ + 2 * last_flush_cost_us_);
   userlist_timer_ =
-      g_timeout_add(static_cast<guint>((at - now + 999) / 1000), on_userlist_timer, this);
+      gwc::add_timeout(static_cast<guint>((at - now + 999) / 1000), on_userlist_timer, this);
 }
 
 gboolean Server::Impl::on_userlist_timer(gpointer data) {
   auto* self = static_cast<Impl*>(data);
-  self->userlist_timer_ = 0;
+  gwc::clear_source(self->userlist_timer_);
   std::int64_t start = g_get_monotonic_time();
   std::string text = self->router_.userlist_message();
   for (ConnId id : self->router_.registered()) {
@@ -547,13 +541,13 @@ void Server::Impl::shutdown(unsigned timeout_ms, std::function<void()> done) {
     depart(c, fx);
     close_connection(c, kCloseGoingAway, "server shutting down");
   }
-  shutdown_timer_ = g_timeout_add(timeout_ms, on_shutdown_timeout, this);
+  shutdown_timer_ = gwc::add_timeout(timeout_ms, on_shutdown_timeout, this);
   maybe_finish_shutdown();
 }
 
 gboolean Server::Impl::on_shutdown_timeout(gpointer data) {
   auto* self = static_cast<Impl*>(data);
-  self->shutdown_timer_ = 0;
+  gwc::clear_source(self->shutdown_timer_);
   log::server_event("shutdown", std::to_string(self->conns_.size()) +
                                     " connections did not answer the close in time");
   if (auto done = std::exchange(self->shutdown_done_, nullptr)) done();
@@ -562,10 +556,7 @@ gboolean Server::Impl::on_shutdown_timeout(gpointer data) {
 
 void Server::Impl::maybe_finish_shutdown() {
   if (!shutting_down_ || !conns_.empty() || !shutdown_done_) return;
-  if (shutdown_timer_) {
-    g_source_remove(shutdown_timer_);
-    shutdown_timer_ = 0;
-  }
+  gwc::clear_source(shutdown_timer_);
   std::exchange(shutdown_done_, nullptr)();
 }
 
