@@ -281,7 +281,8 @@ TEST_F(Limits, DeepNestingIsRefusedAsTooDeep) {
   std::string open_only = R"({"type":"app","target":"bob","x":)" + std::string(depth, '[');
   std::string objects;
   for (int i = 0; i < 1000; ++i) objects += R"({"a":)";
-  objects += "1" + std::string(1000, '}');
+  objects += '1';
+  objects.append(1000, '}');
   for (const std::string& text : {open_only, objects}) {
     ASSERT_TRUE(alice->SendText(text));
     m = alice->ReadUntil([](const Json& j) { return j.type() != "userlist"; });
