@@ -9,10 +9,10 @@
 #include <unordered_map>
 #include <utility>
 
-#include "frame-guard.h"
 #include "log.h"
 #include "metrics.h"
 #include "static-files.h"
+#include "ws-hub.h"
 
 namespace signaling {
 
@@ -20,22 +20,23 @@ namespace {
 
 using gwc::GRef;
 
-// Frame header bytes the server adds to a text message it sends (unmasked).
-std::size_t frame_overhead(std::size_t len) {
-  return len < 126 ? 2 : len <= 0xffff ? 4 : 10;
-}
-
 // How long a connection we closed may take to finish the close handshake.
 constexpr std::int64_t kCloseGraceUs = 3 * G_USEC_PER_SEC;
+// Period of the keepalive sweep: pings, dead peers, closes that never finish.
+constexpr std::int64_t kSweepUs = G_USEC_PER_SEC;
 
 char* json_protocols[] = {const_cast<char*>("json"), nullptr};
 
+static_assert(kClosePolicy == ws::kClosePolicy && kCloseTooBig == ws::kCloseTooBig &&
+              kCloseGoingAway == ws::kCloseGoingAway);
+
 }  // namespace
 
-class Server::Impl {
+class Server::Impl final : private WsConnection::Handler {
  public:
-  explicit Impl(ServerConfig config) : config_(std::move(config)), router_(config_.router) {}
-  ~Impl();
+  explicit Impl(ServerConfig config)
+      : config_(std::move(config)), router_(config_.router), hub_(*this) {}
+  ~Impl() override;
 
   bool listen(gwc::GErrorPtr& error);
   std::vector<std::string> uris() const;
@@ -47,16 +48,11 @@ class Server::Impl {
 
  private:
   struct Connection {
-    Impl* server = nullptr;
     ConnId id = 0;
-    GRef<SoupWebsocketConnection> ws;
-    GRef<GIOStream> guard;
-    GRef<GSocket> socket;  // to force the close of a peer that does not finish it
+    WsConnection* ws = nullptr;  // owned by the hub
     std::string peer;
-    std::uint64_t bytes_queued = 0;  // bytes handed to libsoup for sending
-    bool departed = false;           // the router has forgotten it
-    std::int64_t departed_at_us = 0;
-    gulong handlers[3] = {};
+    bool departed = false;  // the router has forgotten it
+    std::int64_t last_ping_us = 0;
   };
 
   // Handshake data carried from the HTTP handler to the upgrade.
@@ -72,12 +68,15 @@ class Server::Impl {
   static void on_upgraded(SoupServerMessage* msg, gpointer data);
   void accept_connection(SoupServerMessage* msg, const Upgrade& upgrade);
 
-  static void on_message(SoupWebsocketConnection* ws, gint type, GBytes* message, gpointer data);
-  static void on_closed(SoupWebsocketConnection* ws, gpointer data);
-  static void on_error(SoupWebsocketConnection* ws, GError* error, gpointer data);
+  static Connection& of(WsConnection& ws) { return *static_cast<Connection*>(ws.user_data); }
+  // WsConnection::Handler
+  void on_text(WsConnection& ws, std::string_view text) override;
+  void on_binary(WsConnection& ws) override;
+  void on_violation(WsConnection& ws, unsigned short code, std::string_view why) override;
+  void on_closed(WsConnection& ws) override;
 
   void apply(Effects& fx);
-  void send(Connection& c, const std::string& text);
+  void send(Connection& c, const std::shared_ptr<const std::string>& text);
   void depart(Connection& c, Effects& fx);
   void close_connection(Connection& c, unsigned short code, const char* reason);
   void forget(ConnId id);
@@ -90,6 +89,7 @@ class Server::Impl {
 
   ServerConfig config_;
   Router router_;
+  WsHub hub_;
   Metrics metrics_;
   GRef<SoupServer> soup_;
   std::unordered_map<ConnId, std::unique_ptr<Connection>> conns_;
@@ -110,12 +110,7 @@ Server::Impl::~Impl() {
   gwc::clear_source(userlist_timer_);
   gwc::clear_source(keepalive_timer_);
   gwc::clear_source(shutdown_timer_);
-  for (auto& [id, c] : conns_) {
-    for (gulong h : c->handlers) {
-      if (h) g_signal_handler_disconnect(c->ws.get(), h);
-    }
-  }
-  conns_.clear();
+  conns_.clear();  // the hub closes their sockets
   if (soup_) soup_server_disconnect(soup_.get());
 }
 
@@ -177,7 +172,7 @@ bool Server::Impl::listen(gwc::GErrorPtr& error) {
     }
   }
 
-  keepalive_timer_ = gwc::add_timeout(1000, on_keepalive_sweep, this);
+  keepalive_timer_ = gwc::add_timeout(kSweepUs / 1000, on_keepalive_sweep, this);
   return true;
 }
 
@@ -295,41 +290,29 @@ void Server::Impl::accept_connection(SoupServerMessage* msg, const Upgrade& upgr
   GRef<SoupServerMessage> hold = GRef<SoupServerMessage>::ref(msg);
   GRef<GIOStream> raw = GRef<GIOStream>::adopt(soup_server_message_steal_connection(msg));
   if (!raw) return;
-  std::size_t max_bytes = config_.router.limits.max_message_bytes;
-  GRef<GIOStream> guard = GRef<GIOStream>::adopt(frame_guard_new(raw.get(), max_bytes));
-  SoupMessageHeaders* req = soup_server_message_get_request_headers(msg);
-  SoupMessageHeaders* resp = soup_server_message_get_response_headers(msg);
-  auto ws = GRef<SoupWebsocketConnection>::adopt(soup_websocket_connection_new(
-      guard.get(), soup_server_message_get_uri(msg), SOUP_WEBSOCKET_CONNECTION_SERVER,
-      soup_message_headers_get_one(req, "Origin"),
-      soup_message_headers_get_one(resp, "Sec-WebSocket-Protocol"), nullptr));
-  // Never 0 (that would mean unlimited); the frame guard enforces the same limit on whole
-  // messages, this one stays as a second fence for single frames.
-  soup_websocket_connection_set_max_incoming_payload_size(ws.get(), max_bytes);
-  soup_websocket_connection_set_keepalive_interval(ws.get(), config_.keepalive_interval_s);
-
+  GSocket* socket = static_cast<GSocket*>(g_object_get_data(G_OBJECT(raw.get()), "GSocket"));
+  if (!socket && G_IS_SOCKET_CONNECTION(raw.get())) {
+    socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(raw.get()));
+  }
+  WsConnection* ws =
+      socket ? hub_.adopt(raw.get(), socket, tls(), config_.router.limits.max_message_bytes)
+             : nullptr;
+  if (!ws) {
+    log::connection_event("error", 0, upgrade.peer, "cannot watch the upgraded connection");
+    g_io_stream_close(raw.get(), nullptr, nullptr);
+    return;
+  }
   auto c = std::make_unique<Connection>();
-  c->server = this;
   c->id = next_id_++;
   c->ws = ws;
-  c->guard = guard;
-  if (auto* sock = static_cast<GSocket*>(g_object_get_data(G_OBJECT(raw.get()), "GSocket"))) {
-    c->socket = GRef<GSocket>::ref(sock);
-  } else if (G_IS_SOCKET_CONNECTION(raw.get())) {
-    c->socket = GRef<GSocket>::ref(g_socket_connection_get_socket(G_SOCKET_CONNECTION(raw.get())));
-  }
-  if (c->socket) {
-    // Signaling messages are small and latency-bound: never wait to coalesce them.
-    g_socket_set_option(c->socket.get(), IPPROTO_TCP, TCP_NODELAY, 1, nullptr);
-  }
   c->peer = upgrade.peer;
-  c->handlers[0] = g_signal_connect(ws.get(), "message", G_CALLBACK(on_message), c.get());
-  c->handlers[1] = g_signal_connect(ws.get(), "closed", G_CALLBACK(on_closed), c.get());
-  c->handlers[2] = g_signal_connect(ws.get(), "error", G_CALLBACK(on_error), c.get());
+  c->last_ping_us = g_get_monotonic_time();
+  ws->user_data = c.get();
   ConnId id = c->id;
   per_address_[c->peer]++;
   metrics_.connections_total++;
-  const char* protocol = soup_websocket_connection_get_protocol(ws.get());
+  const char* protocol = soup_message_headers_get_one(soup_server_message_get_response_headers(msg),
+                                                      "Sec-WebSocket-Protocol");
   log::connection_event("connect", id, c->peer,
                         protocol ? std::string("protocol=") + protocol : "");
   conns_.emplace(id, std::move(c));
@@ -339,66 +322,58 @@ void Server::Impl::accept_connection(SoupServerMessage* msg, const Upgrade& upgr
   apply(fx);
 }
 
-void Server::Impl::on_message(SoupWebsocketConnection*, gint type, GBytes* message, gpointer data) {
-  auto* c = static_cast<Connection*>(data);
-  Impl* self = c->server;
-  if (c->departed) return;
-  self->metrics_.messages_received++;
+void Server::Impl::on_text(WsConnection& ws, std::string_view text) {
+  Connection& c = of(ws);
+  if (c.departed) return;
+  metrics_.messages_received++;
   Effects fx;
-  if (type != SOUP_WEBSOCKET_DATA_TEXT) {
-    self->router_.refuse(c->id, protocol::ErrorCode::kMalformed,
-                         "binary messages are not part of the protocol; send JSON text", fx);
-  } else {
-    gsize size = 0;
-    const char* text = static_cast<const char*>(g_bytes_get_data(message, &size));
-    self->router_.receive(c->id, std::string_view(text, size), g_get_monotonic_time(), fx);
-  }
-  self->apply(fx);
+  router_.receive(c.id, text, g_get_monotonic_time(), fx);
+  apply(fx);
 }
 
-void Server::Impl::on_error(SoupWebsocketConnection*, GError* error, gpointer data) {
-  auto* c = static_cast<Connection*>(data);
-  Impl* self = c->server;
-  // The frame guard refused the input. libsoup closes the stream right after this signal:
-  // queue the error and the close frame now so the client learns why.
-  if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_TOO_BIG) && !c->departed) {
-    Effects fx;
-    self->router_.refuse(c->id, protocol::ErrorCode::kTooLarge, error->message, fx);
-    self->apply(fx);
-    return;
-  }
-  if (g_error_matches(error, SOUP_WEBSOCKET_ERROR, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION) &&
-      !c->departed) {
-    Effects fx;
-    self->router_.refuse(c->id, protocol::ErrorCode::kRateLimited, error->message, fx);
-    fx.closes.push_back({c->id, kClosePolicy, "ping flood"});
-    self->apply(fx);
-    return;
-  }
-  log::connection_event("error", c->id, c->peer, error->message);
+void Server::Impl::on_binary(WsConnection& ws) {
+  Connection& c = of(ws);
+  if (c.departed) return;
+  metrics_.messages_received++;
+  Effects fx;
+  router_.refuse(c.id, protocol::ErrorCode::kMalformed,
+                 "binary messages are not part of the protocol; send JSON text", fx);
+  apply(fx);
 }
 
-void Server::Impl::on_closed(SoupWebsocketConnection* ws, gpointer data) {
-  auto* c = static_cast<Connection*>(data);
-  Impl* self = c->server;
-  std::string detail = "code=" + std::to_string(soup_websocket_connection_get_close_code(ws));
-  if (const char* reason = soup_websocket_connection_get_close_data(ws); reason && *reason) {
-    detail += " reason=";
-    detail += reason;
+void Server::Impl::on_violation(WsConnection& ws, unsigned short code, std::string_view why) {
+  Connection& c = of(ws);
+  log::connection_event("protocol-violation", c.id, c.peer,
+                        "code=" + std::to_string(code) + " reason=" + std::string(why));
+  if (c.departed) return;
+  // Tell the client why before the close frame goes out.
+  Effects fx;
+  if (code == ws::kCloseTooBig) {
+    router_.refuse(c.id, protocol::ErrorCode::kTooLarge, why, fx);
+  } else if (code == ws::kClosePolicy) {
+    router_.refuse(c.id, protocol::ErrorCode::kRateLimited, why, fx);
   }
-  log::connection_event("disconnect", c->id, c->peer, detail);
-  if (!c->departed) {
+  apply(fx);
+}
+
+void Server::Impl::on_closed(WsConnection& ws) {
+  Connection& c = of(ws);
+  std::string detail = "code=" + std::to_string(ws.peer_close_code());
+  if (!ws.peer_close_reason().empty()) detail += " reason=" + ws.peer_close_reason();
+  if (ws.sent_close_code()) detail += " sent=" + std::to_string(ws.sent_close_code());
+  log::connection_event("disconnect", c.id, c.peer, detail);
+  ConnId id = c.id;
+  if (!c.departed) {
     Effects fx;
-    self->depart(*c, fx);
-    self->apply(fx);
+    depart(c, fx);
+    apply(fx);
   }
-  self->forget(c->id);
-  self->maybe_finish_shutdown();
+  forget(id);
+  maybe_finish_shutdown();
 }
 
 void Server::Impl::depart(Connection& c, Effects& fx) {
   c.departed = true;
-  c.departed_at_us = g_get_monotonic_time();
   router_.disconnect(c.id, fx);
 }
 
@@ -410,18 +385,12 @@ void Server::Impl::forget(ConnId id) {
   if (auto a = per_address_.find(c->peer); a != per_address_.end() && --a->second == 0) {
     per_address_.erase(a);
   }
-  for (gulong h : c->handlers) g_signal_handler_disconnect(c->ws.get(), h);
-  // We are inside the connection's own "closed" emission: drop our reference once it
-  // has returned.
-  gwc::unref_later(c->ws.release());
+  c->ws->user_data = nullptr;
 }
 
-void Server::Impl::send(Connection& c, const std::string& text) {
-  if (soup_websocket_connection_get_state(c.ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) return;
-  // Control frames libsoup writes on its own (pings, pongs) are counted as written but were
-  // never queued by us: the backlog is never negative.
-  std::uint64_t written = frame_guard_stats(c.guard.get()).bytes_written;
-  std::uint64_t backlog = c.bytes_queued > written ? c.bytes_queued - written : 0;
+void Server::Impl::send(Connection& c, const std::shared_ptr<const std::string>& text) {
+  if (c.ws->state() != WsConnection::State::kOpen) return;
+  std::size_t backlog = c.ws->backlog();
   if (backlog > config_.max_send_backlog_bytes) {
     // The peer does not read what it is sent. Dropping it bounds our memory.
     metrics_.slow_peers_dropped++;
@@ -432,14 +401,11 @@ void Server::Impl::send(Connection& c, const std::string& text) {
     apply(fx);
     return;
   }
-  c.bytes_queued += text.size() + frame_overhead(text.size());
-  soup_websocket_connection_send_text(c.ws.get(), text.c_str());
+  c.ws->send_text(text);
 }
 
 void Server::Impl::close_connection(Connection& c, unsigned short code, const char* reason) {
-  if (soup_websocket_connection_get_state(c.ws.get()) == SOUP_WEBSOCKET_STATE_OPEN) {
-    soup_websocket_connection_close(c.ws.get(), code, reason);
-  }
+  c.ws->close(code, reason);
 }
 
 void Server::Impl::apply(Effects& fx) {
@@ -453,7 +419,7 @@ void Server::Impl::apply(Effects& fx) {
     }
     for (const Effects::Send& s : fx.sends) {
       auto it = conns_.find(s.to);
-      if (it != conns_.end() && !it->second->departed) send(*it->second, *s.text);
+      if (it != conns_.end() && !it->second->departed) send(*it->second, s.text);
     }
     bool userlist = fx.userlist_changed;
     Effects more;
@@ -487,7 +453,7 @@ gboolean Server::Impl::on_userlist_timer(gpointer data) {
   auto* self = static_cast<Impl*>(data);
   gwc::clear_source(self->userlist_timer_);
   std::int64_t start = g_get_monotonic_time();
-  std::string text = self->router_.userlist_message();
+  auto text = std::make_shared<const std::string>(self->router_.userlist_message());
   for (ConnId id : self->router_.registered()) {
     auto it = self->conns_.find(id);
     if (it != self->conns_.end() && !it->second->departed) self->send(*it->second, text);
@@ -501,20 +467,34 @@ gboolean Server::Impl::on_userlist_timer(gpointer data) {
 gboolean Server::Impl::on_keepalive_sweep(gpointer data) {
   auto* self = static_cast<Impl*>(data);
   std::int64_t now = g_get_monotonic_time();
-  std::int64_t limit =
+  std::int64_t timeout =
       static_cast<std::int64_t>(self->config_.keepalive_timeout_s) * G_USEC_PER_SEC;
+  std::int64_t interval =
+      static_cast<std::int64_t>(self->config_.keepalive_interval_s) * G_USEC_PER_SEC;
   std::vector<ConnId> dead;
+  std::vector<WsConnection*> stuck;
   for (auto& [id, c] : self->conns_) {
-    if (!c->departed && now - frame_guard_stats(c->guard.get()).last_rx_us > limit) {
-      dead.push_back(id);
-    } else if (c->departed && c->socket && now - c->departed_at_us > kCloseGraceUs) {
-      // We closed it and the peer never finished the close handshake (nor let libsoup
-      // write the close frame): end the TCP connection; libsoup then sees EOF and closes.
-      g_socket_shutdown(c->socket.get(), TRUE, TRUE, nullptr);
+    WsConnection& ws = *c->ws;
+    if (ws.state() == WsConnection::State::kOpen) {
+      if (now - ws.last_rx_us() > timeout) {
+        dead.push_back(id);
+      } else if (interval > 0 && now - c->last_ping_us + kSweepUs / 2 >= interval) {
+        // (The sweep runs once a second: within half of that is on time.)
+        c->last_ping_us = now;
+        ws.send_ping();
+      }
+    } else if (ws.state() == WsConnection::State::kClosing &&
+               now - ws.closing_since_us() > kCloseGraceUs) {
+      // We closed it and the peer never finished the close handshake (nor read our close
+      // frame): end the TCP connection.
+      stuck.push_back(&ws);
     }
   }
+  for (WsConnection* ws : stuck) ws->abort();
   for (ConnId id : dead) {
-    Connection& c = *self->conns_.at(id);
+    auto it = self->conns_.find(id);
+    if (it == self->conns_.end()) continue;
+    Connection& c = *it->second;
     self->metrics_.dead_peers_dropped++;
     log::connection_event(
         "dead-peer", id, c.peer,

@@ -1,0 +1,457 @@
+#include "ws-hub.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace signaling {
+
+namespace {
+
+// Bytes read from one connection in one turn before the others get theirs.
+constexpr std::size_t kReadBudget = 64 * 1024;
+// Payloads at least this large are queued by reference instead of copied (a user list
+// broadcast to thousands of connections is one string).
+constexpr std::size_t kShareMin = 1024;
+// Queued bytes that are written at once instead of at the end of the turn.
+constexpr std::size_t kEagerFlush = 64 * 1024;
+// Buffers larger than this are released when they empty: idle connections stay small.
+constexpr std::size_t kKeepCapacity = 4096;
+constexpr int kMaxEvents = 256;
+constexpr int kMaxIov = 64;
+
+template <typename T>
+void release_if_large(T& v) {
+  if (v.capacity() > kKeepCapacity) T().swap(v);
+}
+
+}  // namespace
+
+// ---- WsConnection ----
+
+WsConnection::WsConnection(WsHub& hub, GIOStream* stream, GSocket* socket, bool tls,
+                           std::size_t max_message_bytes)
+    : hub_(hub),
+      stream_(gwc::GRef<GIOStream>::ref(stream)),
+      socket_(gwc::GRef<GSocket>::ref(socket)),
+      fd_(g_socket_get_fd(socket)),
+      tls_(tls),
+      reader_(max_message_bytes),
+      last_rx_us_(g_get_monotonic_time()) {}
+
+WsConnection::~WsConnection() {
+  if (state_ != State::kClosed) {
+    epoll_ctl(hub_.epfd_, EPOLL_CTL_DEL, fd_, nullptr);
+    g_socket_close(socket_.get(), nullptr);
+  }
+}
+
+void WsConnection::send_text(const std::shared_ptr<const std::string>& text) {
+  if (state_ != State::kOpen) return;
+  queue_frame(ws::kText, *text, &text);
+}
+
+void WsConnection::send_text(std::string_view text) {
+  if (state_ != State::kOpen) return;
+  queue_frame(ws::kText, text, nullptr);
+}
+
+void WsConnection::send_ping() {
+  if (state_ != State::kOpen) return;
+  queue_frame(ws::kPing, {}, nullptr);
+}
+
+void WsConnection::close(unsigned short code, std::string_view reason) {
+  if (state_ != State::kOpen) return;
+  queue_frame(ws::kClose, ws::close_payload(code, reason), nullptr);
+  sent_close_code_ = code;
+  state_ = State::kClosing;
+  closing_since_us_ = g_get_monotonic_time();
+}
+
+void WsConnection::abort() {
+  finish();
+}
+
+void WsConnection::queue_frame(ws::Opcode opcode, std::string_view payload,
+                               const std::shared_ptr<const std::string>* shared) {
+  char header[10];
+  std::size_t header_len = ws::frame_header(header, opcode, payload.size());
+  auto own_tail = [this]() -> std::string& {
+    if (out_.size() == out_head_ || out_.back().shared) out_.emplace_back();
+    return out_.back().own;
+  };
+  if (shared && payload.size() >= kShareMin) {
+    own_tail().append(header, header_len);
+    out_.push_back(Chunk{*shared, {}});
+  } else {
+    std::string& tail = own_tail();
+    tail.append(header, header_len);
+    tail.append(payload);
+  }
+  out_bytes_ += header_len + payload.size();
+  mark_dirty();
+  if (out_bytes_ >= kEagerFlush && !writing_blocked_) flush(/*eager=*/true);
+}
+
+void WsConnection::mark_dirty() {
+  if (dirty_) return;
+  dirty_ = true;
+  hub_.dirty_.push_back(this);
+}
+
+bool WsConnection::flush(bool eager) {
+  if (state_ == State::kClosed) return false;
+  if (!eager) dirty_ = false;
+  while (out_bytes_ > 0) {
+    std::size_t written = 0;
+    bool blocked = false;
+    bool failed = false;
+    if (!tls_) {
+      iovec iov[kMaxIov];
+      int n = 0;
+      for (std::size_t i = out_head_; i < out_.size() && n < kMaxIov; ++i, ++n) {
+        std::size_t skip = i == out_head_ ? out_offset_ : 0;
+        iov[n].iov_base = const_cast<char*>(out_[i].data() + skip);
+        iov[n].iov_len = out_[i].size() - skip;
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<std::size_t>(n);
+      ssize_t w = sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w >= 0) {
+        written = static_cast<std::size_t>(w);
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        blocked = true;
+      } else if (errno != EINTR) {
+        failed = true;
+      }
+    } else {
+      GOutputVector vec[kMaxIov];
+      int n = 0;
+      for (std::size_t i = out_head_; i < out_.size() && n < kMaxIov; ++i, ++n) {
+        std::size_t skip = i == out_head_ ? out_offset_ : 0;
+        vec[n].buffer = out_[i].data() + skip;
+        vec[n].size = out_[i].size() - skip;
+      }
+      gsize w = 0;
+      GError* error = nullptr;
+      GPollableReturn r = g_pollable_output_stream_writev_nonblocking(
+          G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(stream_.get())), vec,
+          static_cast<gsize>(n), &w, nullptr, &error);
+      if (r == G_POLLABLE_RETURN_OK) {
+        written = w;
+      } else if (r == G_POLLABLE_RETURN_WOULD_BLOCK) {
+        blocked = true;
+      } else {
+        failed = true;
+      }
+      if (error) g_error_free(error);
+    }
+    if (failed) {
+      // The peer is gone. An eager flush runs inside someone else's callback: leave the
+      // ending to the end of the turn, which writes again and sees the same error.
+      if (!eager) finish();
+      return false;
+    }
+    if (blocked) break;
+    out_bytes_ -= written;
+    while (written > 0) {
+      std::size_t left = out_[out_head_].size() - out_offset_;
+      if (written < left) {
+        out_offset_ += written;
+        break;
+      }
+      written -= left;
+      out_[out_head_] = Chunk{};
+      ++out_head_;
+      out_offset_ = 0;
+    }
+  }
+  if (out_bytes_ == 0) {
+    out_.clear();
+    release_if_large(out_);
+    out_head_ = 0;
+    out_offset_ = 0;
+    writing_blocked_ = false;
+    update_interest();
+    if (finish_when_flushed_ && !eager) {
+      finish();
+      return false;
+    }
+    return true;
+  }
+  writing_blocked_ = true;
+  update_interest();
+  return true;
+}
+
+void WsConnection::update_interest() {
+  if (state_ == State::kClosed) return;
+  std::uint32_t events = 0;
+  if (!reader_.done()) events |= EPOLLIN;
+  if (writing_blocked_) events |= EPOLLOUT;
+  if (events == interest_) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = this;
+  if (epoll_ctl(hub_.epfd_, EPOLL_CTL_MOD, fd_, &ev) == 0) interest_ = events;
+}
+
+void WsConnection::on_ready(std::uint32_t events) {
+  if (state_ == State::kClosed) return;
+  if ((events & EPOLLOUT) && !flush(/*eager=*/false)) return;
+  if (!reader_.done()) {
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_input();
+  } else if (events & (EPOLLHUP | EPOLLERR)) {
+    finish();
+  }
+}
+
+gssize WsConnection::read_some(char* buf, std::size_t len) {
+  if (gio_reads_ || tls_) {
+    GError* error = nullptr;
+    gssize n = g_pollable_input_stream_read_nonblocking(
+        G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(stream_.get())), buf, len, nullptr,
+        &error);
+    if (n < 0) {
+      bool would_block = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+      g_error_free(error);
+      if (!would_block) return -2;
+      gio_reads_ = false;
+      return -1;
+    }
+    // A short read emptied libsoup's buffer: from now on, straight from the socket.
+    if (static_cast<std::size_t>(n) < len) gio_reads_ = false;
+    return n;
+  }
+  while (true) {
+    ssize_t n = recv(fd_, buf, len, 0);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : -2;
+  }
+}
+
+void WsConnection::read_input() {
+  std::string& scratch = hub_.scratch_;
+  std::size_t budget = kReadBudget;
+  while (state_ != State::kClosed && !reader_.done()) {
+    std::size_t want = std::min(budget, scratch.size());
+    gssize n = read_some(scratch.data(), want);
+    if (n == -1) return;  // drained
+    if (n <= 0) {         // EOF or error: the peer is gone
+      finish();
+      return;
+    }
+    auto got = static_cast<std::size_t>(n);
+    std::int64_t now = g_get_monotonic_time();
+    last_rx_us_ = now;
+    if (in_.empty()) {
+      std::size_t used = reader_.feed(scratch.data(), got, now, *this);
+      if (used < got && state_ != State::kClosed && !reader_.done()) {
+        in_.assign(scratch.data() + used, got - used);
+      }
+    } else {
+      in_.append(scratch.data(), got);
+      std::size_t used = reader_.feed(in_.data(), in_.size(), now, *this);
+      in_.erase(0, used);
+      if (in_.empty()) release_if_large(in_);
+    }
+    if (reader_.done()) {
+      std::string().swap(in_);
+      update_interest();
+      return;
+    }
+    budget -= got;
+    if (budget == 0) {
+      // Fairness: the others get their turn; this one continues in the next.
+      if (!again_) {
+        again_ = true;
+        hub_.again_.push_back(this);
+      }
+      return;
+    }
+    // Plain sockets: a short read drained the socket (epoll reports new data). TLS may
+    // still hold decrypted records: read until it says it would block.
+    if (!tls_ && !gio_reads_ && got < want) return;
+  }
+}
+
+void WsConnection::finish() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  epoll_ctl(hub_.epfd_, EPOLL_CTL_DEL, fd_, nullptr);
+  // Shut down first: closing never waits for a peer that does not read (nor for TLS's
+  // close_notify to get through).
+  g_socket_shutdown(socket_.get(), TRUE, TRUE, nullptr);
+  g_socket_close(socket_.get(), nullptr);
+  std::string().swap(in_);
+  out_.clear();
+  release_if_large(out_);
+  out_bytes_ = 0;
+  hub_.retired_.push_back(this);
+  hub_.handler_.on_closed(*this);
+}
+
+// ---- ws::FrameSink ----
+
+bool WsConnection::on_text(std::string_view text) {
+  if (state_ == State::kOpen) hub_.handler_.on_text(*this, text);
+  return state_ != State::kClosed;
+}
+
+bool WsConnection::on_binary(std::size_t) {
+  if (state_ == State::kOpen) hub_.handler_.on_binary(*this);
+  return state_ != State::kClosed;
+}
+
+bool WsConnection::on_ping(std::string_view payload) {
+  if (state_ == State::kOpen) queue_frame(ws::kPong, payload, nullptr);
+  return state_ != State::kClosed;
+}
+
+bool WsConnection::on_pong() {
+  return true;
+}
+
+void WsConnection::on_close(unsigned short code, std::string_view reason) {
+  peer_close_code_ = code;
+  peer_close_reason_.assign(reason);
+  if (state_ == State::kOpen) {
+    // Echo the code (RFC 6455 section 5.5.1), then end the connection once it is written.
+    queue_frame(ws::kClose,
+                code == ws::kCloseNoStatus ? std::string() : ws::close_payload(code, {}), nullptr);
+    sent_close_code_ = code;
+    state_ = State::kClosing;
+    closing_since_us_ = g_get_monotonic_time();
+  }
+  finish_when_flushed_ = true;
+  mark_dirty();
+}
+
+void WsConnection::on_error(unsigned short code, std::string_view why) {
+  if (state_ == State::kOpen) hub_.handler_.on_violation(*this, code, why);
+  close(code, why);
+  finish_when_flushed_ = true;
+  mark_dirty();
+}
+
+// ---- WsHub ----
+
+struct WsHub::Source {
+  GSource base;
+  WsHub* hub;
+};
+
+WsHub::WsHub(WsConnection::Handler& handler) : handler_(handler), scratch_(kReadBudget, '\0') {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  static GSourceFuncs funcs = {prepare, check, dispatch, nullptr, nullptr, nullptr};
+  source_ = g_source_new(&funcs, sizeof(Source));
+  reinterpret_cast<Source*>(source_)->hub = this;
+  g_source_set_name(source_, "webrtc-call-server websockets");
+  if (epfd_ >= 0) epoll_tag_ = g_source_add_unix_fd(source_, epfd_, G_IO_IN);
+  g_source_attach(source_, g_main_context_get_thread_default());
+}
+
+WsHub::~WsHub() {
+  g_source_destroy(source_);
+  g_source_unref(source_);
+  conns_.clear();  // closes what is still open, without callbacks
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+WsConnection* WsHub::adopt(GIOStream* stream, GSocket* socket, bool tls,
+                           std::size_t max_message_bytes) {
+  std::unique_ptr<WsConnection> c(new WsConnection(*this, stream, socket, tls, max_message_bytes));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = c.get();
+  if (epfd_ < 0 || c->fd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd_, &ev) != 0) {
+    c->state_ = WsConnection::State::kClosed;
+    g_socket_close(socket, nullptr);
+    return nullptr;
+  }
+  c->interest_ = EPOLLIN;
+  // Signaling messages are small and latency-bound: never wait to coalesce them.
+  int one = 1;
+  setsockopt(c->fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  g_socket_set_blocking(socket, FALSE);
+  WsConnection* raw = c.get();
+  raw->slot_ = conns_.size();
+  conns_.push_back(std::move(c));
+  // libsoup may have read bytes past the handshake: read once without waiting for epoll.
+  raw->again_ = true;
+  again_.push_back(raw);
+  return raw;
+}
+
+gboolean WsHub::prepare(GSource* source, gint* timeout) {
+  WsHub* hub = reinterpret_cast<Source*>(source)->hub;
+  if (hub->has_work()) {
+    *timeout = 0;
+    return TRUE;
+  }
+  *timeout = -1;
+  return FALSE;
+}
+
+gboolean WsHub::check(GSource* source) {
+  WsHub* hub = reinterpret_cast<Source*>(source)->hub;
+  return hub->has_work() ||
+         (hub->epoll_tag_ && (g_source_query_unix_fd(source, hub->epoll_tag_) & G_IO_IN));
+}
+
+gboolean WsHub::dispatch(GSource* source, GSourceFunc, gpointer) {
+  WsHub* hub = reinterpret_cast<Source*>(source)->hub;
+  hub->run_turn(hub->epoll_tag_ && (g_source_query_unix_fd(source, hub->epoll_tag_) & G_IO_IN));
+  return G_SOURCE_CONTINUE;
+}
+
+void WsHub::run_turn(bool epoll_ready) {
+  // Connections that stopped at their read budget last turn.
+  if (!again_.empty()) {
+    std::vector<WsConnection*> again;
+    again.swap(again_);
+    for (WsConnection* c : again) {
+      c->again_ = false;
+      if (c->state_ != WsConnection::State::kClosed) c->read_input();
+    }
+  }
+  if (epoll_ready) {
+    epoll_event events[kMaxEvents];
+    int n = epoll_wait(epfd_, events, kMaxEvents, 0);
+    for (int i = 0; i < n; ++i) {
+      static_cast<WsConnection*>(events[i].data.ptr)->on_ready(events[i].events);
+    }
+  }
+  // One write per connection for everything it got this turn. Flushing can end
+  // connections, whose owners may send more: the list grows while it is walked.
+  for (std::size_t i = 0; i < dirty_.size(); ++i) {
+    WsConnection* c = dirty_[i];
+    if (c->dirty_) c->flush(/*eager=*/false);
+  }
+  dirty_.clear();
+  if (!retired_.empty()) {
+    std::vector<WsConnection*> retired;
+    retired.swap(retired_);
+    for (WsConnection* c : retired) {
+      if (c->again_) std::erase(again_, c);
+      std::size_t slot = c->slot_;
+      if (slot != conns_.size() - 1) {
+        std::swap(conns_[slot], conns_.back());
+        conns_[slot]->slot_ = slot;
+      }
+      conns_.pop_back();
+    }
+  }
+}
+
+}  // namespace signaling
