@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "client.h"
@@ -66,6 +68,9 @@ class TlsServer : public ::testing::Test {
 
   // Runs the main context until `done` or the deadline; returns `done`.
   static bool run_until(const bool& done, guint timeout_ms) {
+    return run_until([&done] { return done; }, timeout_ms);
+  }
+  static bool run_until(const std::function<bool()>& done, guint timeout_ms) {
     bool timed_out = false;
     guint timer = g_timeout_add(
         timeout_ms,
@@ -74,9 +79,9 @@ class TlsServer : public ::testing::Test {
           return G_SOURCE_REMOVE;
         },
         &timed_out);
-    while (!done && !timed_out) g_main_context_iteration(nullptr, TRUE);
+    while (!done() && !timed_out) g_main_context_iteration(nullptr, TRUE);
     if (!timed_out) g_source_remove(timer);
-    return done;
+    return done();
   }
 
   char* dir_ = nullptr;
@@ -138,6 +143,63 @@ TEST_F(TlsServer, UntrustedCertificateIsRefused) {
   EXPECT_EQ(code, 0);  // never connected
   EXPECT_FALSE(reason.empty());
   std::printf("refused as expected: %s\n", reason.c_str());
+}
+
+// Large messages over wss: the server reads several TLS records per message and its writes
+// to the receiver block and resume. Every message arrives whole and in order.
+TEST_F(TlsServer, LargeMessagesAreRelayedWholeAndInOrder) {
+  constexpr int kMessages = 40;
+  const std::string pad(200 * 1024, 'x');  // under the 256 KiB message limit
+  signaling::ClientOptions opts;
+  opts.uri = "wss://127.0.0.1:" + port_ + "/ws";
+  opts.tls_ca_file = std::string(dir_) + "/ca.pem";
+  struct Peer {
+    std::unique_ptr<signaling::Client> client;
+    bool listed_both = false;
+    bool closed = false;
+  };
+  Peer a, b;
+  int received = 0;
+  bool in_order = true, whole = true;
+  auto make = [&](Peer& p, const char* name, bool receiver) {
+    p.client = std::make_unique<signaling::Client>(
+        opts,
+        signaling::ClientCallbacks{
+            .on_open = {},
+            .on_text =
+                [&p, name, receiver, &received, &in_order, &whole, &pad](std::string_view t) {
+                  auto r = signaling::protocol::parse_server(t, {.max_message_bytes = 1 << 20});
+                  auto* m = std::get_if<signaling::protocol::ServerMessage>(&r);
+                  if (auto* id = m ? std::get_if<signaling::protocol::IdMsg>(m) : nullptr) {
+                    p.client->send(std::string(R"({"type":"username","name":")") + name +
+                                   R"(","id":)" + std::to_string(id->id) + "}");
+                  } else if (auto* list =
+                                 m ? std::get_if<signaling::protocol::UserListMsg>(m) : nullptr) {
+                    p.listed_both = list->users == std::vector<std::string>{"a", "b"};
+                  } else if (receiver && t.find(R"("type":"app")") != std::string_view::npos) {
+                    std::string seq = R"("seq":)" + std::to_string(received) + ",";
+                    in_order = in_order && t.find(seq) != std::string_view::npos;
+                    whole = whole && t.find(pad) != std::string_view::npos;
+                    received++;
+                  }
+                },
+            .on_closed = [&p](unsigned short, const std::string&) { p.closed = true; }});
+    p.client->connect();
+  };
+  make(a, "a", false);
+  make(b, "b", true);
+  bool listed = run_until([&] { return a.listed_both && b.listed_both; }, 10000);
+  ASSERT_TRUE(listed) << "a and b never both saw the list of both";
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(a.client->send(R"({"type":"app","target":"b","seq":)" + std::to_string(i) +
+                               R"(,"pad":")" + pad + "\"}"));
+  }
+  run_until([&] { return received >= kMessages || b.closed; }, 20000);
+  EXPECT_EQ(received, kMessages);
+  EXPECT_TRUE(in_order);
+  EXPECT_TRUE(whole);
+  EXPECT_FALSE(a.closed);
+  EXPECT_FALSE(b.closed);
 }
 
 TEST_F(TlsServer, InvalidUriIsAClearError) {
