@@ -51,8 +51,16 @@ void unmask(char* data, std::size_t len, const unsigned char key[4]) {
   for (; i < len; ++i) data[i] = static_cast<char>(data[i] ^ key[i & 3]);
 }
 
+// RFC 3629 UTF-8. g_utf8_validate_len() refuses U+0000, which is valid UTF-8 (the protocol
+// layer refuses it in JSON with a clear error instead): validate between the NULs.
 bool valid_utf8(std::string_view s) {
-  return g_utf8_validate_len(s.data(), s.size(), nullptr);
+  while (true) {
+    std::size_t nul = s.find('\0');
+    std::string_view part = s.substr(0, nul);
+    if (!g_utf8_validate_len(part.data(), part.size(), nullptr)) return false;
+    if (nul == std::string_view::npos) return true;
+    s.remove_prefix(nul + 1);
+  }
 }
 
 }  // namespace
