@@ -357,6 +357,10 @@ WsHub::WsHub(WsConnection::Handler& handler) : handler_(handler), scratch_(kRead
   source_ = g_source_new(&funcs, sizeof(Source));
   reinterpret_cast<Source*>(source_)->hub = this;
   g_source_set_name(source_, "webrtc-call-server websockets");
+  // GLib blocks a source while it dispatches by removing its fd from the poll set and
+  // adding it back, which wakes the context twice per turn (two eventfd writes and a read).
+  // The dispatch never iterates the context, so it cannot recurse.
+  g_source_set_can_recurse(source_, TRUE);
   if (epfd_ >= 0) epoll_tag_ = g_source_add_unix_fd(source_, epfd_, G_IO_IN);
   g_source_attach(source_, g_main_context_get_thread_default());
 }
