@@ -1,10 +1,12 @@
-// The transport of the signaling server: libsoup-3 HTTP + WebSocket server.
+// The transport of the signaling server.
 //
-// It carries bytes between sockets and the Router and nothing else: handshakes (Origin,
-// subprotocol `json`, connection limits), the frame guard (total message size, liveness,
-// send backlog), keepalive, the coalesced user list, /healthz, /metrics and the web client's
-// files. It runs on the thread-default GMainContext of the thread that starts it and must
-// only be used from that thread.
+// It carries bytes between sockets and the Router and nothing else. libsoup-3 serves HTTP
+// (/healthz, /metrics, the web client's files) and answers the WebSocket handshake (Origin,
+// subprotocol `json`, connection limits); then the WsHub takes the connection over (own
+// framing, one epoll set for all connections, see ws-hub.h). Around them: keepalive pings and
+// dead-peer detection, the slow-peer limit on unsent data, the coalesced user list. It runs
+// on the thread-default GMainContext of the thread that starts it and must only be used from
+// that thread.
 #pragma once
 
 #include <cstdint>
