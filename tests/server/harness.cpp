@@ -319,6 +319,10 @@ HttpResponse HttpGet(int port, const std::string& raw_target,
 
 // ---- WebSocket client ----
 
+namespace {
+std::string EncodeClientFrame(std::uint8_t opcode, std::string_view payload, bool fin);
+}  // namespace
+
 std::unique_ptr<WsClient> WsClient::Connect(int port, const HandshakeOptions& options) {
   std::unique_ptr<WsClient> c(new WsClient());
   c->fd_ = ConnectTcp(port);
@@ -343,6 +347,7 @@ std::unique_ptr<WsClient> WsClient::Connect(int port, const HandshakeOptions& op
   }
   if (!options.origin.empty()) req += "Origin: " + options.origin + "\r\n";
   req += "\r\n";
+  for (const std::string& text : options.early_texts) req += EncodeClientFrame(kText, text, true);
   if (!c->WriteAll(req, kTimeoutMs)) {
     ADD_FAILURE() << "cannot send the handshake: " << std::strerror(errno);
     return nullptr;
@@ -392,7 +397,10 @@ bool WsClient::Fill(int timeout_ms) {
   return FillFd(fd_, rx_, eof_, timeout_ms);
 }
 
-bool WsClient::SendFrame(std::uint8_t opcode, std::string_view payload, bool fin, int timeout_ms) {
+namespace {
+
+// One masked client frame.
+std::string EncodeClientFrame(std::uint8_t opcode, std::string_view payload, bool fin) {
   std::string frame;
   frame.reserve(payload.size() + 14);
   frame += static_cast<char>((fin ? 0x80 : 0x00) | (opcode & 0x0f));
@@ -414,8 +422,14 @@ bool WsClient::SendFrame(std::uint8_t opcode, std::string_view payload, bool fin
   std::size_t start = frame.size();
   frame.append(payload);
   for (std::size_t i = 0; i < payload.size(); ++i) frame[start + i] ^= mask[i % 4];
+  return frame;
+}
+
+}  // namespace
+
+bool WsClient::SendFrame(std::uint8_t opcode, std::string_view payload, bool fin, int timeout_ms) {
   if (opcode == kClose) sent_close_ = true;
-  return WriteAll(frame, timeout_ms);
+  return WriteAll(EncodeClientFrame(opcode, payload, fin), timeout_ms);
 }
 
 bool WsClient::SendFragmented(std::string_view text, std::size_t fragment_bytes, int timeout_ms) {

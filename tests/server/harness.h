@@ -89,6 +89,9 @@ struct HandshakeOptions {
   std::string path = "/";
   std::vector<std::string> protocols = {"json"};  // Sec-WebSocket-Protocol; empty: none
   std::string origin;                             // Origin header when not empty
+  // Text messages written in the same write() as the request, before the server answers
+  // (a client in a hurry: RFC 6455 says to wait for the 101, but nothing may be lost).
+  std::vector<std::string> early_texts;
 };
 
 class WsClient {

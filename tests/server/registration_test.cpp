@@ -62,6 +62,31 @@ TEST_F(Registration, IdFirstThenUserlistWithTheName) {
   EXPECT_EQ(next->Users(), std::vector<std::string>{"alice"}) << next->text();
 }
 
+TEST_F(Registration, MessagesSentTogetherWithTheHandshakeAreNotLost) {
+  // The request, a `username` and a chat message in one write, before the 101: the bytes
+  // that arrive with the HTTP request are the first WebSocket frames.
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::unique_ptr<WsClient> watcher = Join(port(), "watcher");
+  ASSERT_TRUE(watcher);
+  HandshakeOptions early;
+  early.early_texts = {R"({"type":"username","name":"hasty"})",
+                       R"({"type":"message","text":"first words"})"};
+  std::unique_ptr<WsClient> c = WsClient::Connect(port(), early);
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->status(), 101);
+  std::optional<Json> first = c->Read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->type(), "id") << first->text();
+  EXPECT_TRUE(c->ReadUntil([](const Json& j) {
+    return IsUserlistWith(j, {"hasty", "watcher"});
+  })) << "the `username` sent with the handshake was lost";
+  std::optional<Json> chat =
+      watcher->ReadUntil([](const Json& j) { return j.type() == "message"; });
+  ASSERT_TRUE(chat) << "the chat message sent with the handshake was lost";
+  EXPECT_EQ(chat->Str("name"), "hasty") << chat->text();
+  EXPECT_EQ(chat->Str("text"), "first words") << chat->text();
+}
+
 TEST_F(Registration, EveryConnectionGetsItsOwnId) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   std::unique_ptr<WsClient> a = Join(port(), "alice");
