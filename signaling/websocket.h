@@ -76,7 +76,10 @@ class FrameReader {
   // Bytes of the fragmented message being reassembled (0 when none).
   std::size_t pending_message_bytes() const { return message_.size(); }
   // The largest incomplete frame feed() may ask the caller to keep: header plus payload.
-  std::size_t max_frame_bytes() const { return max_message_bytes_ + 14; }
+  // (A control frame may carry 125 bytes whatever the message limit.)
+  std::size_t max_frame_bytes() const {
+    return (max_message_bytes_ > 125 ? max_message_bytes_ : 125) + 14;
+  }
 
  private:
   // Reports the error, stops reading and returns `pos`.
