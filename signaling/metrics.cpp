@@ -41,6 +41,10 @@ std::string Metrics::render(std::size_t connections, std::size_t registered_user
          dead_peers_dropped);
   metric(out, "webrtc_call_slow_peers_dropped_total", "counter",
          "Connections dropped because their unsent data went over the limit.", slow_peers_dropped);
+  metric(out, "webrtc_call_websocket_errors_total", "counter",
+         "Connections closed for breaking RFC 6455 (1002) or sending text that is not UTF-8 "
+         "(1007).",
+         websocket_errors);
 
   out +=
       "# HELP webrtc_call_messages_refused_total Client messages refused, by reason.\n"

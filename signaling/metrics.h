@@ -21,6 +21,8 @@ struct Metrics {
   std::uint64_t handshakes_refused_bad = 0;
   std::uint64_t dead_peers_dropped = 0;  // keepalive timeouts
   std::uint64_t slow_peers_dropped = 0;  // send buffer over the limit
+  // Connections closed for breaking RFC 6455 (1002) or sending text that is not UTF-8 (1007).
+  std::uint64_t websocket_errors = 0;
 
   // Renders all counters plus the two gauges.
   std::string render(std::size_t connections, std::size_t registered_users) const;

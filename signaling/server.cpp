@@ -352,6 +352,8 @@ void Server::Impl::on_violation(WsConnection& ws, unsigned short code, std::stri
     router_.refuse(c.id, protocol::ErrorCode::kTooLarge, why, fx);
   } else if (code == ws::kClosePolicy) {
     router_.refuse(c.id, protocol::ErrorCode::kRateLimited, why, fx);
+  } else {
+    metrics_.websocket_errors++;
   }
   apply(fx);
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "harness.h"
@@ -44,6 +45,16 @@ TEST_F(Http, MetricsMatchWhatHappened) {
   ASSERT_TRUE(lurker && lurker->Read());
   ASSERT_TRUE(lurker->SendText(AppMsg("bob", "sneak")));
   ASSERT_TRUE(lurker->ReadUntil([](const Json& m) { return IsError(m, "unregistered"); }));
+  // ... and two connections closed for breaking WebSocket rules: text that is not UTF-8
+  // (1007), a continuation frame with no message to continue (1002).
+  for (auto [opcode, payload, code] :
+       {std::tuple{kText, "\xc3\x28", 1007}, std::tuple{kContinuation, "orphan", 1002}}) {
+    std::unique_ptr<WsClient> rogue = WsClient::Connect(port());
+    ASSERT_TRUE(rogue && rogue->Read());
+    ASSERT_TRUE(rogue->SendFrame(opcode, payload));
+    ASSERT_TRUE(rogue->WaitClosed());
+    EXPECT_EQ(rogue->close_code(), code) << rogue->close_reason();
+  }
 
   HttpResponse r = HttpGet(port(), "/metrics");
   ASSERT_EQ(r.status, 200);
@@ -57,7 +68,8 @@ TEST_F(Http, MetricsMatchWhatHappened) {
   EXPECT_EQ(server_.Metric(R"(webrtc_call_messages_refused_total{reason="malformed"})"), 2) << t;
   EXPECT_EQ(server_.Metric(R"(webrtc_call_messages_refused_total{reason="unregistered"})"), 1) << t;
   EXPECT_EQ(server_.Metric(R"(webrtc_call_messages_refused_total{reason="too-large"})"), 0) << t;
-  EXPECT_EQ(server_.Metric("webrtc_call_connections_total"), 3) << t;
+  EXPECT_EQ(server_.Metric("webrtc_call_connections_total"), 5) << t;
+  EXPECT_EQ(server_.Metric("webrtc_call_websocket_errors_total"), 2) << t;
   // Every sample line is `name[{labels}] value`.
   std::size_t pos = 0;
   while (pos < t.size()) {
