@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   int keepalive_timeout = static_cast<int>(config.keepalive_timeout_s);
   int userlist_delay = static_cast<int>(config.userlist_delay_ms);
   int max_backlog = static_cast<int>(config.max_send_backlog_bytes);
+  gboolean no_io_uring = FALSE;
 
   const GOptionEntry entries[] = {
       {"port", 'p', 0, G_OPTION_ARG_INT, &port, "TCP port (default 8443; 0 picks a free one)",
@@ -101,6 +102,10 @@ int main(int argc, char** argv) {
        "Milliseconds over which user list changes are coalesced (default 20)", "MS"},
       {"max-send-backlog", 0, 0, G_OPTION_ARG_INT, &max_backlog,
        "Unsent bytes to one client before it is dropped as too slow (default 33554432)", "BYTES"},
+      {"no-io-uring", 0, 0, G_OPTION_ARG_NONE, &no_io_uring,
+       "One system call per read and write instead of a batch per main-loop turn through "
+       "io_uring (used only where the kernel allows it)",
+       nullptr},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };
   GOptionContext* ctx = g_option_context_new("- WebRTC call signaling server");
@@ -153,6 +158,7 @@ int main(int argc, char** argv) {
   config.keepalive_timeout_s = static_cast<unsigned>(keepalive_timeout);
   config.userlist_delay_ms = static_cast<unsigned>(userlist_delay);
   config.max_send_backlog_bytes = static_cast<std::size_t>(max_backlog);
+  config.io_uring = !no_io_uring;
   g_free(address);
   g_free(tls_cert);
   g_free(tls_key);
@@ -204,6 +210,7 @@ int main(int argc, char** argv) {
   std::printf("Listening on %s\n", url.c_str());
   std::fflush(stdout);
   for (const std::string& u : uris) signaling::log::server_event("listening", u);
+  signaling::log::server_event("io", server->io_note());
   if (!server->tls()) {
     signaling::log::server_event(
         "no-tls",

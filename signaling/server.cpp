@@ -35,7 +35,7 @@ static_assert(kClosePolicy == ws::kClosePolicy && kCloseTooBig == ws::kCloseTooB
 class Server::Impl final : private WsConnection::Handler {
  public:
   explicit Impl(ServerConfig config)
-      : config_(std::move(config)), router_(config_.router), hub_(*this) {}
+      : config_(std::move(config)), router_(config_.router), hub_(*this, config_.io_uring) {}
   ~Impl() override;
 
   bool listen(gwc::GErrorPtr& error);
@@ -45,6 +45,7 @@ class Server::Impl final : private WsConnection::Handler {
     return metrics_.render(conns_.size(), router_.registered_count());
   }
   bool tls() const { return !config_.tls_cert_file.empty(); }
+  const std::string& io_note() const { return hub_.io_note(); }
 
  private:
   struct Connection {
@@ -564,6 +565,9 @@ void Server::shutdown(unsigned timeout_ms, std::function<void()> done) {
 }
 std::string Server::metrics_text() const {
   return impl_->metrics_text();
+}
+std::string Server::io_note() const {
+  return impl_->io_note();
 }
 
 }  // namespace signaling

@@ -35,6 +35,7 @@ struct ServerConfig {
   unsigned userlist_delay_ms = 20;     // coalescing window of user list broadcasts
   std::size_t max_send_backlog_bytes =
       32 * 1024 * 1024;  // unsent bytes before a slow peer is dropped
+  bool io_uring = true;  // batch each turn's system calls through io_uring when allowed
 };
 
 class Server {
@@ -55,6 +56,8 @@ class Server {
   void shutdown(unsigned timeout_ms, std::function<void()> done);
 
   std::string metrics_text() const;
+  // How WebSocket connections are read and written: "io_uring" or "system calls (why)".
+  std::string io_note() const;
 
   class Impl;
 

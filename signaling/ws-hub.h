@@ -12,6 +12,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -81,12 +82,22 @@ class WsConnection final : private ws::FrameSink {
     const char* data() const { return shared ? shared->data() : own.data(); }
   };
 
+  // The outcome of one write.
+  enum class Wrote { kAll, kMore, kBlocked, kFailed };
+
   WsConnection(WsHub& hub, GIOStream* stream, GSocket* socket, bool tls,
                std::size_t max_message_bytes);
 
-  void on_ready(std::uint32_t events);
+  // Handles epoll's events; true when the connection should now be read.
+  bool on_ready(std::uint32_t events);
+  // Plain TCP past libsoup's buffer: the hub may read and write it in batches.
+  bool batchable() const { return !tls_ && !gio_reads_; }
   // Reads up to the turn's budget.
   void read_input();
+  // Parses bytes just read (unmasking them in place). False when reading stops.
+  bool take_input(char* data, std::size_t len);
+  // Reads again next turn, without waiting for epoll.
+  void read_again();
   // Reads into `buf`: > 0 bytes, 0 at EOF, -1 when nothing is there, -2 on error.
   gssize read_some(char* buf, std::size_t len);
   void queue_frame(ws::Opcode opcode, std::string_view payload,
@@ -95,6 +106,15 @@ class WsConnection final : private ws::FrameSink {
   // Writes what is queued. Returns false when the connection ended or failed. `eager`: called
   // while queueing, inside somebody's callback, where the connection must not end.
   bool flush(bool eager);
+  // The queued bytes as at most `max` iovecs; returns how many.
+  int gather(iovec* iov, int max) const;
+  // One write of what is queued: bytes written, or -errno.
+  gssize write_direct();
+  // Accounts for a write's result (bytes, or -errno).
+  Wrote wrote(gssize result);
+  // After the last write: waits for EPOLLOUT, or ends the connection when it failed or its
+  // close handshake is done. Returns false when the connection ended or failed.
+  bool settle(Wrote last, bool eager);
   // Tells epoll what to wait for: input until the reader is done, output while blocked.
   void update_interest();
   // Closes the socket and reports on_closed.
@@ -136,8 +156,9 @@ class WsConnection final : private ws::FrameSink {
 
 class WsHub {
  public:
-  // Attaches to the thread-default main context.
-  explicit WsHub(WsConnection::Handler& handler);
+  // Attaches to the thread-default main context. `io_uring`: batch the system calls of a turn
+  // through io_uring when the kernel allows it (else, and for TLS, one call each).
+  WsHub(WsConnection::Handler& handler, bool io_uring);
   ~WsHub();
   WsHub(const WsHub&) = delete;
   WsHub& operator=(const WsHub&) = delete;
@@ -147,13 +168,20 @@ class WsHub {
   // stream) when the socket cannot be watched.
   WsConnection* adopt(GIOStream* stream, GSocket* socket, bool tls, std::size_t max_message_bytes);
 
+  // How plain connections are read and written: "io_uring", or "system calls (why)".
+  const std::string& io_note() const { return io_note_; }
+
  private:
   friend class WsConnection;
   struct Source;
+  struct Batch;
   static gboolean prepare(GSource* source, gint* timeout);
   static gboolean check(GSource* source);
   static gboolean dispatch(GSource* source, GSourceFunc, gpointer);
   void run_turn(bool epoll_ready);
+  void flush_dirty();
+  void read_batch(const std::vector<WsConnection*>& readers);
+  void write_batch(const std::vector<WsConnection*>& writers);
   bool has_work() const { return !dirty_.empty() || !again_.empty() || !retired_.empty(); }
 
   WsConnection::Handler& handler_;
@@ -165,6 +193,10 @@ class WsHub {
   std::vector<WsConnection*> again_;                  // more to read next turn
   std::vector<WsConnection*> retired_;                // closed: destroyed after the turn
   std::string scratch_;                               // read buffer shared by all connections
+  std::unique_ptr<Batch> batch_;                      // null: one system call each
+  std::string io_note_;
+  std::vector<WsConnection*> readers_;  // this turn's batch of reads
+  std::vector<WsConnection*> writers_;  // and of writes
 };
 
 }  // namespace signaling

@@ -12,7 +12,7 @@ want_tests=0
 
 build_pkgs=(
   g++ meson ninja-build pkg-config
-  libglib2.0-dev libsoup-3.0-dev libjson-glib-dev glib-networking
+  libglib2.0-dev libsoup-3.0-dev libjson-glib-dev glib-networking liburing-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev libnice-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-nice

@@ -654,6 +654,13 @@ bool ServerProcess::Start(const std::vector<std::string>& flags, std::string* er
     return false;
   }
   std::vector<std::string> args = {exe, "--address", "127.0.0.1", "--port", "0"};
+  // Flags for every server of a test run (e.g. --no-io-uring, to test the other I/O path).
+  if (const char* more = g_getenv("WEBRTC_CALL_SERVER_FLAGS")) {
+    gwc::GStrvPtr words(g_strsplit(more, " ", -1));
+    for (char** w = words.get(); *w; ++w) {
+      if (**w) args.emplace_back(*w);
+    }
+  }
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

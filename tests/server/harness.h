@@ -194,8 +194,9 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  // Spawns $WEBRTC_CALL_SERVER --address 127.0.0.1 --port 0 `flags`, its stderr into a
-  // temporary file, and waits (5 s at most) for `Listening on http://127.0.0.1:PORT/`.
+  // Spawns $WEBRTC_CALL_SERVER --address 127.0.0.1 --port 0 $WEBRTC_CALL_SERVER_FLAGS `flags`,
+  // its stderr into a temporary file, and waits (5 s at most) for
+  // `Listening on http://127.0.0.1:PORT/`.
   bool Start(const std::vector<std::string>& flags, std::string* error);
   int port() const { return port_; }
   pid_t pid() const { return pid_; }

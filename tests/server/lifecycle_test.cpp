@@ -30,6 +30,26 @@ void ExpectExitedZero(int st) {
       << (WIFSIGNALED(st) ? std::string(" signal ") + strsignal(WTERMSIG(st)) : "");
 }
 
+TEST_F(Lifecycle, TheIoPathIsLoggedAndNoIoUringTurnsItOff) {
+  // The server says at start how it reads and writes connections. With --no-io-uring
+  // (this test's -syscalls run) it must use one system call each; otherwise io_uring where
+  // the kernel allows it, or system calls with the reason.
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::unique_ptr<WsClient> alice = Join(port(), "alice");
+  ASSERT_TRUE(alice);
+  std::string log = server_.Log();
+  std::size_t at = log.find("event=io msg=");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string io = log.substr(at + 13, log.find('\n', at) - at - 13);
+  std::printf("I/O path: %s\n", io.c_str());
+  const char* flags = g_getenv("WEBRTC_CALL_SERVER_FLAGS");
+  if (flags && std::string_view(flags).find("--no-io-uring") != std::string_view::npos) {
+    EXPECT_EQ(io, "\"system calls (io_uring turned off)\"");
+  } else {
+    EXPECT_TRUE(io == "io_uring" || io.starts_with("\"system calls (")) << io;
+  }
+}
+
 TEST_F(Lifecycle, SigtermClosesEveryWebSocketWith1001AndExitsZero) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   std::unique_ptr<WsClient> alice = Join(port(), "alice");
