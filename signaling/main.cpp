@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   int userlist_delay = static_cast<int>(config.userlist_delay_ms);
   int max_backlog = static_cast<int>(config.max_send_backlog_bytes);
   gboolean no_io_uring = FALSE;
+  int busy_poll = static_cast<int>(config.busy_poll_us);
 
   const GOptionEntry entries[] = {
       {"port", 'p', 0, G_OPTION_ARG_INT, &port, "TCP port (default 8443; 0 picks a free one)",
@@ -102,6 +103,10 @@ int main(int argc, char** argv) {
        "Milliseconds over which user list changes are coalesced (default 20)", "MS"},
       {"max-send-backlog", 0, 0, G_OPTION_ARG_INT, &max_backlog,
        "Unsent bytes to one client before it is dropped as too slow (default 33554432)", "BYTES"},
+      {"busy-poll", 0, 0, G_OPTION_ARG_INT, &busy_poll,
+       "While WebSocket traffic keeps the server over half busy, look for input again until "
+       "none came for this many microseconds before sleeping (default 50, 0: never)",
+       "US"},
       {"no-io-uring", 0, 0, G_OPTION_ARG_NONE, &no_io_uring,
        "One system call per read and write instead of a batch per main-loop turn through "
        "io_uring (used only where the kernel allows it)",
@@ -136,6 +141,7 @@ int main(int argc, char** argv) {
   if (keepalive < 1 || keepalive_timeout <= keepalive) {
     return bad("--keepalive-interval must be >= 1 and less than --keepalive-timeout");
   }
+  if (busy_poll < 0 || busy_poll > 10000) return bad("--busy-poll must be 0 to 10000 microseconds");
   if (userlist_delay < 0 || max_backlog < 65536 || max_bad < 0) {
     return bad("--userlist-delay >= 0, --max-send-backlog >= 65536, --max-bad-messages >= 0");
   }
@@ -159,6 +165,7 @@ int main(int argc, char** argv) {
   config.userlist_delay_ms = static_cast<unsigned>(userlist_delay);
   config.max_send_backlog_bytes = static_cast<std::size_t>(max_backlog);
   config.io_uring = !no_io_uring;
+  config.busy_poll_us = static_cast<unsigned>(busy_poll);
   g_free(address);
   g_free(tls_cert);
   g_free(tls_key);

@@ -35,7 +35,9 @@ static_assert(kClosePolicy == ws::kClosePolicy && kCloseTooBig == ws::kCloseTooB
 class Server::Impl final : private WsConnection::Handler {
  public:
   explicit Impl(ServerConfig config)
-      : config_(std::move(config)), router_(config_.router), hub_(*this, config_.io_uring) {}
+      : config_(std::move(config)),
+        router_(config_.router),
+        hub_(*this, config_.io_uring, config_.busy_poll_us) {}
   ~Impl() override;
 
   bool listen(gwc::GErrorPtr& error);

@@ -34,8 +34,9 @@ struct ServerConfig {
   unsigned keepalive_timeout_s = 40;   // silence after which a peer is dropped
   unsigned userlist_delay_ms = 20;     // coalescing window of user list broadcasts
   std::size_t max_send_backlog_bytes =
-      32 * 1024 * 1024;  // unsent bytes before a slow peer is dropped
-  bool io_uring = true;  // batch each turn's system calls through io_uring when allowed
+      32 * 1024 * 1024;        // unsent bytes before a slow peer is dropped
+  bool io_uring = true;        // batch each turn's system calls through io_uring when allowed
+  unsigned busy_poll_us = 50;  // under load, poll this long for input before sleeping
 };
 
 class Server {

@@ -33,6 +33,10 @@ constexpr int kMaxIov = 64;
 // Reads and writes batched into one io_uring_enter(), and the bytes one batched read takes.
 constexpr std::size_t kBatchMax = kMaxEvents;
 constexpr std::size_t kBatchSlice = 16 * 1024;
+// Busy polling: the load is measured over windows of this length, and one dispatch polls
+// for at most kMaxPollUs.
+constexpr std::int64_t kLoadWindowUs = 10000;
+constexpr std::int64_t kMaxPollUs = 1000;
 
 template <typename T>
 void release_if_large(T& v) {
@@ -425,8 +429,10 @@ struct WsHub::Batch {
 #endif
 };
 
-WsHub::WsHub(WsConnection::Handler& handler, bool io_uring)
-    : handler_(handler), scratch_(kReadBudget, '\0') {
+WsHub::WsHub(WsConnection::Handler& handler, bool io_uring, unsigned busy_poll_us)
+    : handler_(handler),
+      busy_poll_us_(static_cast<std::int64_t>(busy_poll_us)),
+      scratch_(kReadBudget, '\0') {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (!io_uring) {
     io_note_ = "system calls (io_uring turned off)";
@@ -508,11 +514,39 @@ gboolean WsHub::check(GSource* source) {
 
 gboolean WsHub::dispatch(GSource* source, GSourceFunc, gpointer) {
   WsHub* hub = reinterpret_cast<Source*>(source)->hub;
+  std::int64_t start = g_get_monotonic_time();
   hub->run_turn(hub->epoll_tag_ && (g_source_query_unix_fd(source, hub->epoll_tag_) & G_IO_IN));
+  hub->account(start, g_get_monotonic_time());
+  hub->busy_poll();
   return G_SOURCE_CONTINUE;
 }
 
-void WsHub::run_turn(bool epoll_ready) {
+void WsHub::account(std::int64_t start_us, std::int64_t end_us) {
+  busy_us_ += end_us - start_us;
+  if (window_start_us_ == 0) window_start_us_ = start_us;
+  std::int64_t window = end_us - window_start_us_;
+  if (window < kLoadWindowUs) return;
+  busy_ = busy_us_ * 2 > window;  // over half of the time spent on connections
+  busy_us_ = 0;
+  window_start_us_ = end_us;
+}
+
+void WsHub::busy_poll() {
+  if (!busy_ || busy_poll_us_ <= 0) return;
+  // Busy: the next messages are due within microseconds. Looking for them costs a system
+  // call; going to sleep in poll() and being woken costs far more, and adds its latency to
+  // every message. Poll until none came for busy_poll_us_, and give the main loop's other
+  // sources (timers, HTTP) their turn after kMaxPollUs at the latest.
+  std::int64_t start = g_get_monotonic_time(), last = start, now = start;
+  while (now - last < busy_poll_us_ && now - start < kMaxPollUs) {
+    bool any = run_turn(true) > 0;
+    now = g_get_monotonic_time();
+    if (any) last = now;
+  }
+  account(start, now);
+}
+
+int WsHub::run_turn(bool epoll_ready) {
   // Connections that stopped at their read budget last turn.
   if (!again_.empty()) {
     std::vector<WsConnection*> again;
@@ -522,9 +556,10 @@ void WsHub::run_turn(bool epoll_ready) {
       if (c->state_ != WsConnection::State::kClosed) c->read_input();
     }
   }
+  int n = 0;
   if (epoll_ready) {
     epoll_event events[kMaxEvents];
-    int n = epoll_wait(epfd_, events, kMaxEvents, 0);
+    n = epoll_wait(epfd_, events, kMaxEvents, 0);
     readers_.clear();
     for (int i = 0; i < n; ++i) {
       auto* c = static_cast<WsConnection*>(events[i].data.ptr);
@@ -551,6 +586,7 @@ void WsHub::run_turn(bool epoll_ready) {
       conns_.pop_back();
     }
   }
+  return n;
 }
 
 void WsHub::flush_dirty() {

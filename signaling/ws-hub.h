@@ -158,7 +158,9 @@ class WsHub {
  public:
   // Attaches to the thread-default main context. `io_uring`: batch the system calls of a turn
   // through io_uring when the kernel allows it (else, and for TLS, one call each).
-  WsHub(WsConnection::Handler& handler, bool io_uring);
+  // `busy_poll_us`: while connections keep the hub busy more than half of the time, look for
+  // new input again until none came for this long, instead of sleeping (0: never).
+  WsHub(WsConnection::Handler& handler, bool io_uring, unsigned busy_poll_us);
   ~WsHub();
   WsHub(const WsHub&) = delete;
   WsHub& operator=(const WsHub&) = delete;
@@ -178,13 +180,21 @@ class WsHub {
   static gboolean prepare(GSource* source, gint* timeout);
   static gboolean check(GSource* source);
   static gboolean dispatch(GSource* source, GSourceFunc, gpointer);
-  void run_turn(bool epoll_ready);
+  // One turn: reads what is ready, writes what was queued. Returns the epoll events seen.
+  int run_turn(bool epoll_ready);
+  // Load accounting for busy polling: a turn (or a poll) ran from start_us to end_us.
+  void account(std::int64_t start_us, std::int64_t end_us);
+  void busy_poll();
   void flush_dirty();
   void read_batch(const std::vector<WsConnection*>& readers);
   void write_batch(const std::vector<WsConnection*>& writers);
   bool has_work() const { return !dirty_.empty() || !again_.empty() || !retired_.empty(); }
 
   WsConnection::Handler& handler_;
+  std::int64_t busy_poll_us_ = 0;
+  std::int64_t busy_us_ = 0;          // time spent in turns in the current window
+  std::int64_t window_start_us_ = 0;  // start of the load window
+  bool busy_ = false;                 // the last window was over half busy
   int epfd_ = -1;
   GSource* source_ = nullptr;
   gpointer epoll_tag_ = nullptr;
