@@ -516,19 +516,20 @@ gboolean WsHub::dispatch(GSource* source, GSourceFunc, gpointer) {
   WsHub* hub = reinterpret_cast<Source*>(source)->hub;
   std::int64_t start = g_get_monotonic_time();
   hub->run_turn(hub->epoll_tag_ && (g_source_query_unix_fd(source, hub->epoll_tag_) & G_IO_IN));
-  hub->account(start, g_get_monotonic_time());
+  std::int64_t end = g_get_monotonic_time();
+  hub->account(end - start, end);
   hub->busy_poll();
   return G_SOURCE_CONTINUE;
 }
 
-void WsHub::account(std::int64_t start_us, std::int64_t end_us) {
-  busy_us_ += end_us - start_us;
-  if (window_start_us_ == 0) window_start_us_ = start_us;
-  std::int64_t window = end_us - window_start_us_;
+void WsHub::account(std::int64_t work_us, std::int64_t now_us) {
+  busy_us_ += work_us;
+  if (window_start_us_ == 0) window_start_us_ = now_us;
+  std::int64_t window = now_us - window_start_us_;
   if (window < kLoadWindowUs) return;
   busy_ = busy_us_ * 2 > window;  // over half of the time spent on connections
   busy_us_ = 0;
-  window_start_us_ = end_us;
+  window_start_us_ = now_us;
 }
 
 void WsHub::busy_poll() {
@@ -536,14 +537,19 @@ void WsHub::busy_poll() {
   // Busy: the next messages are due within microseconds. Looking for them costs a system
   // call; going to sleep in poll() and being woken costs far more, and adds its latency to
   // every message. Poll until none came for busy_poll_us_, and give the main loop's other
-  // sources (timers, HTTP) their turn after kMaxPollUs at the latest.
+  // sources (timers, HTTP) their turn after kMaxPollUs at the latest. Only turns that found
+  // something count as work, so polling alone never keeps the hub "busy".
   std::int64_t start = g_get_monotonic_time(), last = start, now = start;
   while (now - last < busy_poll_us_ && now - start < kMaxPollUs) {
+    std::int64_t before = now;
     bool any = run_turn(true) > 0;
     now = g_get_monotonic_time();
-    if (any) last = now;
+    if (any) {
+      last = now;
+      account(now - before, now);
+    }
   }
-  account(start, now);
+  account(0, now);
 }
 
 int WsHub::run_turn(bool epoll_ready) {

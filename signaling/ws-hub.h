@@ -182,8 +182,8 @@ class WsHub {
   static gboolean dispatch(GSource* source, GSourceFunc, gpointer);
   // One turn: reads what is ready, writes what was queued. Returns the epoll events seen.
   int run_turn(bool epoll_ready);
-  // Load accounting for busy polling: a turn (or a poll) ran from start_us to end_us.
-  void account(std::int64_t start_us, std::int64_t end_us);
+  // Load accounting for busy polling: `work_us` spent on connections, up to `now_us`.
+  void account(std::int64_t work_us, std::int64_t now_us);
   void busy_poll();
   void flush_dirty();
   void read_batch(const std::vector<WsConnection*>& readers);
