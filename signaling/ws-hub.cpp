@@ -388,33 +388,54 @@ struct WsHub::Batch {
   std::vector<int> results = std::vector<int>(kBatchMax);
   std::vector<WsConnection::Wrote> outcomes = std::vector<WsConnection::Wrote>(kBatchMax);
   std::vector<bool> used = std::vector<bool>(kBatchMax);
+  bool ready = false;  // the ring is set up (and not given up)
+  int error = 0;       // why the ring was given up
 
   ~Batch() {
+    close();
+  }
+
+  void close() {
 #ifdef HAVE_LIBURING
-    io_uring_queue_exit(&ring);
+    if (ready) io_uring_queue_exit(&ring);
 #endif
+    ready = false;
   }
 
   // Runs the `count` requests prepared (user_data: their index) and waits for all of them:
-  // every one is non-blocking (MSG_DONTWAIT), so they complete within the call.
+  // every one is non-blocking (MSG_DONTWAIT), so they complete within the call. Should the
+  // kernel refuse the batch, the ring is closed (requests still queued in it must never run
+  // later, on buffers long reused), `ready` is false and the hub goes on with system calls:
+  // requests that never ran have -EAGAIN (epoll reports their sockets again), those whose
+  // outcome is unknown -EIO (their connections end: a write may have gone out).
   void run(unsigned count) {
+    std::fill(results.begin(), results.end(), -EAGAIN);
 #ifdef HAVE_LIBURING
     int r;
+    int tries = 0;
     do {
       r = io_uring_submit_and_wait(&ring, count);
-    } while (r == -EINTR);
+    } while ((r == -EINTR || r == -EAGAIN || r == -EBUSY) && ++tries < 100);
+    if (r < 0) {
+      error = -r;
+      close();
+      return;
+    }
+    std::fill(results.begin(), results.end(), -EIO);
     unsigned seen = 0;
     while (seen < count) {
       io_uring_cqe* cqe = nullptr;
       r = io_uring_wait_cqe(&ring, &cqe);
       if (r == -EINTR) continue;
-      if (r < 0) break;
-      results[cqe->user_data] = cqe->res;
+      if (r < 0) {
+        error = -r;
+        close();
+        return;
+      }
+      if (cqe->user_data < results.size()) results[cqe->user_data] = cqe->res;
       io_uring_cqe_seen(&ring, cqe);
       ++seen;
     }
-    // Never reached in practice: what did not complete counts as failed.
-    for (unsigned i = seen; i < count; ++i) results[i] = -EIO;
 #else
     (void)count;
 #endif
@@ -441,10 +462,10 @@ WsHub::WsHub(WsConnection::Handler& handler, bool io_uring, unsigned busy_poll_u
     auto batch = std::make_unique<Batch>();
     int r = io_uring_queue_init(kBatchMax, &batch->ring, 0);
     if (r == 0) {
+      batch->ready = true;
       batch_ = std::move(batch);
       io_note_ = "io_uring";
     } else {
-      batch->ring.ring_fd = -1;
       io_note_ = std::string("system calls (io_uring unavailable: ") + g_strerror(-r) + ")";
     }
 #else
@@ -579,6 +600,11 @@ int WsHub::run_turn(bool epoll_ready) {
     if (!readers_.empty()) read_batch(readers_);
   }
   flush_dirty();
+  if (batch_ && !batch_->ready) {
+    io_note_ = std::string("system calls (io_uring failed: ") + g_strerror(batch_->error) + ")";
+    g_warning("WebSocket I/O: %s", io_note_.c_str());
+    batch_.reset();
+  }
   if (!retired_.empty()) {
     std::vector<WsConnection*> retired;
     retired.swap(retired_);
@@ -600,7 +626,7 @@ void WsHub::flush_dirty() {
   // connections, whose owners may send more: the list grows while it is walked.
   std::size_t i = 0;
   while (i < dirty_.size()) {
-    if (!batch_) {
+    if (!batch_ || !batch_->ready) {
       WsConnection* c = dirty_[i++];
       if (c->dirty_) c->flush(/*eager=*/false);
       continue;
@@ -623,6 +649,12 @@ void WsHub::flush_dirty() {
 void WsHub::read_batch(const std::vector<WsConnection*>& readers) {
 #ifdef HAVE_LIBURING
   for (std::size_t start = 0; start < readers.size(); start += kBatchMax) {
+    if (!batch_->ready) {  // given up in an earlier batch: the rest one by one
+      for (std::size_t k = start; k < readers.size(); ++k) {
+        if (readers[k]->state_ != WsConnection::State::kClosed) readers[k]->read_input();
+      }
+      return;
+    }
     std::size_t count = std::min(kBatchMax, readers.size() - start);
     unsigned prepared = 0;
     for (std::size_t k = 0; k < count; ++k) {
