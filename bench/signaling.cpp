@@ -626,9 +626,99 @@ enum class Relay { kOff, kWindow, kPaced, kDrain };
 constexpr std::size_t kSkipAbove = 4096;  // frames larger than this are skipped when !full_parse
 constexpr std::size_t kSkipHead = 256;
 
+// The generator's system calls in batches (one io_uring_enter() for all the sends of a loop
+// turn, one for all the reads), when built with liburing and allowed by the kernel.
+class Uring {
+ public:
+  static constexpr std::size_t kBatch = 1024;
+  static constexpr std::size_t kSlice = 16 * 1024;  // bytes one batched read takes
+
+  explicit Uring(bool wanted) {
+#if BENCH_URING
+    ok_ = wanted && io_uring_queue_init(kBatch, &ring_, 0) == 0;
+    if (ok_) arena_.resize(kBatch * kSlice);
+#else
+    (void)wanted;
+#endif
+  }
+  ~Uring() {
+#if BENCH_URING
+    if (ok_) io_uring_queue_exit(&ring_);
+#endif
+  }
+  Uring(const Uring&) = delete;
+  Uring& operator=(const Uring&) = delete;
+
+  bool ok() const {
+    return ok_;
+  }
+  // The buffer of read request k.
+  char* slice(std::size_t k) {
+    return arena_.data() + k * kSlice;
+  }
+  // Prepares request k (k < kBatch): a read into slice(k), or a send.
+  void recv(std::size_t k, int fd) {
+    prep(k, fd, slice(k), kSlice, false);
+  }
+  void send(std::size_t k, int fd, const char* data, std::size_t len) {
+    prep(k, fd, const_cast<char*>(data), len, true);
+  }
+  // Submits the `count` requests prepared and waits for all of them (all are non-blocking).
+  // result(k): bytes, or -errno (-EIO when the ring failed).
+  void run(unsigned count) {
+    std::fill(results_.begin(), results_.end(), -EIO);
+#if BENCH_URING
+    int r;
+    do {
+      r = io_uring_submit_and_wait(&ring_, count);
+    } while (r == -EINTR);
+    for (unsigned seen = 0; r >= 0 && seen < count;) {
+      io_uring_cqe* cqe = nullptr;
+      r = io_uring_wait_cqe(&ring_, &cqe);
+      if (r == -EINTR) {
+        r = 0;
+        continue;
+      }
+      if (r < 0) break;
+      if (cqe->user_data < kBatch) results_[cqe->user_data] = cqe->res;
+      io_uring_cqe_seen(&ring_, cqe);
+      ++seen;
+    }
+#else
+    (void)count;
+#endif
+  }
+  int result(std::size_t k) const {
+    return results_[k];
+  }
+
+ private:
+  void prep(std::size_t k, int fd, char* buf, std::size_t len, bool send) {
+#if BENCH_URING
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (send) {
+      io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else {
+      io_uring_prep_recv(sqe, fd, buf, len, MSG_DONTWAIT);
+    }
+    io_uring_sqe_set_data64(sqe, k);
+#else
+    (void)k, (void)fd, (void)buf, (void)len, (void)send;
+#endif
+  }
+
+  bool ok_ = false;
+#if BENCH_URING
+  io_uring ring_{};
+#endif
+  std::vector<char> arena_;
+  std::vector<int> results_ = std::vector<int>(kBatch);
+};
+
 class Loop {
  public:
-  Loop(const Options& o, ServerProc& server, int n) : server_(server), clients_(n) {
+  Loop(const Options& o, ServerProc& server, int n)
+      : uring_(!o.no_io_uring), server_(server), clients_(n) {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     addr_.sin_family = AF_INET;
     addr_.sin_port = htons(static_cast<std::uint16_t>(server.port()));
@@ -642,38 +732,21 @@ class Loop {
           o.subprotocol == "json" || (o.subprotocol == "mixed" && i % 2 == 0);
     }
     scratch_.resize(256 * 1024);
-#if BENCH_URING
-    uring_ok_ = !o.no_io_uring && io_uring_queue_init(kBatch, &ring_, 0) == 0;
-    if (uring_ok_) arena_.resize(kBatch * kSlice);
-#else
-    (void)o;
-#endif
   }
   ~Loop() {
     close_all();
     if (ep_ >= 0) close(ep_);
-#if BENCH_URING
-    if (uring_ok_) io_uring_queue_exit(&ring_);
-#endif
   }
-  bool batched_io() const {
-    return uring_ok_;
+  const char* io_mode() const {
+    return uring_.ok() ? "io_uring, a batch per turn" : "a system call each";
   }
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
-  std::vector<Client>& clients() {
-    return clients_;
-  }
-  Client& client(int i) {
-    return clients_[static_cast<std::size_t>(i)];
-  }
-  int size() const {
-    return static_cast<int>(clients_.size());
-  }
-  Stats& stats() {
-    return stats_;
-  }
+  std::vector<Client>& clients() { return clients_; }
+  Client& client(int i) { return clients_[static_cast<std::size_t>(i)]; }
+  int size() const { return static_cast<int>(clients_.size()); }
+  Stats& stats() { return stats_; }
 
   // Behaviour switches.
   bool register_on_id = true;
@@ -730,9 +803,7 @@ class Loop {
   void connect_more(int limit) {
     while (next_connect_ < size() && pending < limit) connect_one(next_connect_++);
   }
-  bool all_connects_issued() const {
-    return next_connect_ >= size();
-  }
+  bool all_connects_issued() const { return next_connect_ >= size(); }
 
   void send_username(int i) {
     Client& c = client(i);
@@ -779,9 +850,7 @@ class Loop {
     }
   }
 
-  void set_relay_senders(int n) {
-    relay_senders_ = n;
-  }
+  void set_relay_senders(int n) { relay_senders_ = n; }
 
   std::int64_t total_inflight() const {
     std::int64_t s = 0;
@@ -832,9 +901,7 @@ class Loop {
     run(now_ns() + d, [] { return false; });
   }
 
-  bool server_dead() const {
-    return server_dead_;
-  }
+  bool server_dead() const { return server_dead_; }
 
   // Gives up on client i (it took too long): not counted as a problem.
   void abandon(int i) {
@@ -887,7 +954,7 @@ class Loop {
       flush(c);
     }
     if (c.fd >= 0 && (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
-      if (uring_ok_ && c.st == Client::St::kOpen) {
+      if (uring_.ok() && c.st == Client::St::kOpen) {
         readers_.push_back(ev.data.u32);
       } else {
         read_all(c);
@@ -897,26 +964,20 @@ class Loop {
 
   // One read for each client in readers_, in one system call (io_uring).
   void read_batch() {
-#if BENCH_URING
-    for (std::size_t start = 0; start < readers_.size(); start += kBatch) {
-      std::size_t count = std::min<std::size_t>(kBatch, readers_.size() - start);
-      for (std::size_t k = 0; k < count; ++k) {
-        Client& c = clients_[readers_[start + k]];
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        io_uring_prep_recv(sqe, c.fd, arena_.data() + k * kSlice, kSlice, MSG_DONTWAIT);
-        io_uring_sqe_set_data64(sqe, k);
-      }
-      run_batch(static_cast<unsigned>(count));
+    for (std::size_t start = 0; start < readers_.size(); start += Uring::kBatch) {
+      std::size_t count = std::min<std::size_t>(Uring::kBatch, readers_.size() - start);
+      for (std::size_t k = 0; k < count; ++k) uring_.recv(k, clients_[readers_[start + k]].fd);
+      uring_.run(static_cast<unsigned>(count));
       Ns t = now_ns();
       for (std::size_t k = 0; k < count; ++k) {
         Client& c = clients_[readers_[start + k]];
         if (c.fd < 0) continue;  // dropped while an earlier one was handled
-        int n = results_[k];
+        int n = uring_.result(k);
         if (n > 0) {
           stats_.wire_in += static_cast<std::uint64_t>(n);
-          feed(c, arena_.data() + k * kSlice, static_cast<std::size_t>(n), t);
+          feed(c, uring_.slice(k), static_cast<std::size_t>(n), t);
           // A full slice: there may be more. Read on (edge-triggered: nothing else tells).
-          if (c.fd >= 0 && static_cast<std::size_t>(n) == kSlice) read_all(c);
+          if (c.fd >= 0 && static_cast<std::size_t>(n) == Uring::kSlice) read_all(c);
         } else if (n == 0) {
           if (!c.close_sent) problem("connection closed by the server without a close frame");
           drop(c, false);
@@ -926,31 +987,6 @@ class Loop {
         }
       }
     }
-#endif
-  }
-
-  // Submits `count` prepared requests and waits for all of them (all are non-blocking);
-  // results_[i] is the result of the request whose user data is i.
-  void run_batch(unsigned count) {
-#if BENCH_URING
-    int r;
-    do {
-      r = io_uring_submit_and_wait(&ring_, count);
-    } while (r == -EINTR);
-    unsigned seen = 0;
-    while (seen < count) {
-      io_uring_cqe* cqe = nullptr;
-      r = io_uring_wait_cqe(&ring_, &cqe);
-      if (r == -EINTR) continue;
-      if (r < 0) break;
-      results_[cqe->user_data] = cqe->res;
-      io_uring_cqe_seen(&ring_, cqe);
-      ++seen;
-    }
-    for (unsigned i = seen; i < count; ++i) results_[i] = -EIO;
-#else
-    (void)count;
-#endif
   }
 
   void start_handshake(Client& c) {
@@ -1311,12 +1347,10 @@ class Loop {
   }
 
   void flush_dirty() {
-#if BENCH_URING
-    if (uring_ok_) {
+    if (uring_.ok()) {
       flush_batched();
       return;
     }
-#endif
     for (std::size_t k = 0; k < dirty_.size(); ++k) {
       Client& c = clients_[dirty_[k]];
       c.dirty = false;
@@ -1325,28 +1359,24 @@ class Loop {
     dirty_.clear();
   }
 
-#if BENCH_URING
-  // flush() for every dirty client, one system call per kBatch clients.
+  // flush() for every dirty client, one system call per Uring::kBatch clients.
   void flush_batched() {
     std::size_t i = 0;
     while (i < dirty_.size()) {
       writers_.clear();
-      while (i < dirty_.size() && writers_.size() < kBatch) {
+      while (i < dirty_.size() && writers_.size() < Uring::kBatch) {
         Client& c = clients_[dirty_[i++]];
         c.dirty = false;
         if (c.fd >= 0 && c.writable && c.out_off < c.out.size()) writers_.push_back(&c);
       }
       for (std::size_t k = 0; k < writers_.size(); ++k) {
         Client& c = *writers_[k];
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        io_uring_prep_send(sqe, c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
-        io_uring_sqe_set_data64(sqe, k);
+        uring_.send(k, c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
       }
-      run_batch(static_cast<unsigned>(writers_.size()));
+      uring_.run(static_cast<unsigned>(writers_.size()));
       for (std::size_t k = 0; k < writers_.size(); ++k) {
         Client& c = *writers_[k];
-        int n = results_[k];
+        int n = uring_.result(k);
         if (n > 0) {
           c.out_off += static_cast<std::size_t>(n);
           stats_.wire_out += static_cast<std::uint64_t>(n);
@@ -1362,7 +1392,6 @@ class Loop {
     }
     dirty_.clear();
   }
-#endif
 
   void flush(Client& c) {
     while (c.fd >= 0 && c.writable && c.out_off < c.out.size()) {
@@ -1390,14 +1419,7 @@ class Loop {
     }
   }
 
-  static constexpr std::size_t kBatch = 1024;
-  static constexpr std::size_t kSlice = 16 * 1024;
-#if BENCH_URING
-  io_uring ring_{};
-#endif
-  bool uring_ok_ = false;
-  std::vector<char> arena_;
-  std::vector<int> results_ = std::vector<int>(kBatch);
+  Uring uring_;
   std::vector<std::uint32_t> readers_;
   std::vector<Client*> writers_;
 
@@ -1483,7 +1505,7 @@ bool phase_a(const Options& o) {
   ServerProc S;
   if (!start_server(S, o, "a")) return false;
   Loop L(o, S, n);
-  row("generator I/O", "%s", L.batched_io() ? "io_uring, a batch per turn" : "a system call each");
+  row("generator I/O", "%s", L.io_mode());
   L.register_on_id = true;
   L.expected_users = n;
   const CpuSnap c0 = cpu_snap(S.pid());
@@ -1625,7 +1647,7 @@ bool phase_b(const Options& o) {
   ServerProc S;
   if (!start_server(S, o, "b")) return false;
   Loop L(o, S, n);
-  row("generator I/O", "%s", L.batched_io() ? "io_uring, a batch per turn" : "a system call each");
+  row("generator I/O", "%s", L.io_mode());
   const Ns t0 = now_ns();
   if (!connect_and_register(L, n, t0 + o.timeout_s * kS)) {
     row("registration", "FAILED: %d of %d clients hold the full list", L.full, n);
@@ -1780,7 +1802,7 @@ bool phase_c(const Options& o) {
   const long rss0 = S.rss_kib();
   const CpuSnap c0 = cpu_snap(S.pid());
   Loop L(o, S, n);
-  row("generator I/O", "%s", L.batched_io() ? "io_uring, a batch per turn" : "a system call each");
+  row("generator I/O", "%s", L.io_mode());
   L.register_on_id = false;
   for (Client& c : L.clients()) c.full_parse = false;  // but the sentinel's, see below
 
