@@ -16,15 +16,17 @@
 #include <vector>
 
 #include "protocol.h"
+#include "websocket.h"
 
 namespace signaling {
 
 using ConnId = std::uint64_t;
 
-// WebSocket close codes the router asks for.
-inline constexpr unsigned short kClosePolicy = 1008;  // garbage, flooding
-inline constexpr unsigned short kCloseTooBig = 1009;  // message over the size limit
-inline constexpr unsigned short kCloseGoingAway = 1001;
+// WebSocket close codes the router asks for: 1008 (garbage, flooding), 1009 (message over
+// the size limit), 1001.
+using ws::kCloseGoingAway;
+using ws::kClosePolicy;
+using ws::kCloseTooBig;
 
 struct RouterConfig {
   protocol::Limits limits;

@@ -27,9 +27,6 @@ constexpr std::int64_t kSweepUs = G_USEC_PER_SEC;
 
 char* json_protocols[] = {const_cast<char*>("json"), nullptr};
 
-static_assert(kClosePolicy == ws::kClosePolicy && kCloseTooBig == ws::kCloseTooBig &&
-              kCloseGoingAway == ws::kCloseGoingAway);
-
 }  // namespace
 
 class Server::Impl final : private WsConnection::Handler {

@@ -69,11 +69,6 @@ void WsConnection::send_text(const std::shared_ptr<const std::string>& text) {
   queue_frame(ws::kText, *text, &text);
 }
 
-void WsConnection::send_text(std::string_view text) {
-  if (state_ != State::kOpen) return;
-  queue_frame(ws::kText, text, nullptr);
-}
-
 void WsConnection::send_ping() {
   if (state_ != State::kOpen) return;
   queue_frame(ws::kPing, {}, nullptr);
@@ -409,7 +404,7 @@ struct WsHub::Batch {
   // requests that never ran have -EAGAIN (epoll reports their sockets again), those whose
   // outcome is unknown -EIO (their connections end: a write may have gone out).
   void run(unsigned count) {
-    std::fill(results.begin(), results.end(), -EAGAIN);
+    std::fill(results.begin(), results.end(), -EIO);
 #ifdef HAVE_LIBURING
     int r;
     int tries = 0;
@@ -417,11 +412,11 @@ struct WsHub::Batch {
       r = io_uring_submit_and_wait(&ring, count);
     } while ((r == -EINTR || r == -EAGAIN || r == -EBUSY) && ++tries < 100);
     if (r < 0) {
+      std::fill(results.begin(), results.end(), -EAGAIN);  // none of them ran
       error = -r;
       close();
       return;
     }
-    std::fill(results.begin(), results.end(), -EIO);
     unsigned seen = 0;
     while (seen < count) {
       io_uring_cqe* cqe = nullptr;

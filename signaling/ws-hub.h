@@ -5,8 +5,9 @@
 // costs the same with ten connections as with ten thousand, and a wakeup reads every socket
 // that is ready. Output is queued per connection and written once per turn (one write for
 // all the messages a connection got in that turn), or at once when a lot is queued.
-// Plain TCP connections are read and written with recv()/sendmsg(); TLS connections through
-// their GIO streams (GTlsConnection), with the same readiness from epoll.
+// Plain TCP connections are read and written with recv()/sendmsg(), batched per turn through
+// io_uring where the kernel allows it; TLS connections through their GIO streams
+// (GTlsConnection), with the same readiness from epoll.
 //
 // Everything runs on the thread-default GMainContext of the thread that creates the hub.
 #pragma once
@@ -52,7 +53,6 @@ class WsConnection final : private ws::FrameSink {
 
   // Queues a text message. Ignored unless open.
   void send_text(const std::shared_ptr<const std::string>& text);
-  void send_text(std::string_view text);
   void send_ping();
   // Starts the close handshake: sends a close frame and reads nothing but the peer's close.
   // Idempotent.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gref.h"
+#include "websocket.h"
 
 namespace wcc_test {
 
@@ -70,14 +71,13 @@ HttpResponse HttpGet(int port, const std::string& raw_target,
 
 // ---- WebSocket client ----
 
-enum Opcode : std::uint8_t {
-  kContinuation = 0x0,
-  kText = 0x1,
-  kBinary = 0x2,
-  kClose = 0x8,
-  kPing = 0x9,
-  kPong = 0xA,
-};
+// The opcodes of RFC 6455 (the client itself is the tests' own, not the server's code).
+using signaling::ws::kBinary;
+using signaling::ws::kClose;
+using signaling::ws::kContinuation;
+using signaling::ws::kPing;
+using signaling::ws::kPong;
+using signaling::ws::kText;
 
 struct Frame {
   std::uint8_t opcode = 0;
