@@ -1590,32 +1590,25 @@ bool connect_and_register(Loop& L, int concurrency, Ns deadline) {
          L.full == n;
 }
 
-struct Paced {
-  CpuSnap c0, c1;  // over the measured window
-  Ns window = 0;
-  double delivered_rate = 0;
-  std::uint64_t delivered_in_window = 0;
-  std::uint64_t sent = 0, delivered = 0, lost = 0, skipped = 0;
-  Ns p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, max_lag = 0;
-  std::size_t samples = 0;
+// A measured stretch of relayed traffic: its CPU snapshots, rate, and messages.
+struct Stretch {
+  CpuSnap c0, c1;  // over the measured part
+  Ns span = 0;
+  double rate = 0;  // delivered in the measured part, per second
+  std::uint64_t delivered_in_span = 0;
+  std::uint64_t sent = 0, delivered = 0, lost = 0;  // warm-up and drain included
 };
 
-// Sends `rate` messages a second in total, spread evenly over time and over the senders:
-// `warm` of warm-up, then `dur` measured (latency of the messages sent in it), then a drain
-// of up to 5 s so that every message is either delivered or counted as lost.
-Paced paced_run(Loop& L, ServerProc& S, double rate, Ns warm, Ns dur) {
-  Paced r;
+// Runs the loop with `tick` for `warm` from `start`, then `dur` measured (the latencies of the
+// messages sent in it are kept, sorted, in L.latencies), then a drain of up to 5 s so that
+// every message is either delivered or counted as lost.
+template <class Tick>
+Stretch measure(Loop& L, ServerProc& S, Ns start, Ns warm, Ns dur, Tick&& tick) {
+  Stretch r;
   L.latencies.clear();
-  const std::uint64_t sent0 = L.sent, del0 = L.delivered, skipped0 = L.skipped;
-  L.relay = Relay::kPaced;
-  L.paced_interval_ns = 1e9 / rate;
-  L.paced_k = 0;
-  L.paced_max_lag = 0;
-  const Ns start = now_ns();
-  L.paced_start = start;
+  const std::uint64_t sent0 = L.sent, del0 = L.delivered;
   L.record_from = start + warm;
   L.record_to = start + warm + dur;
-  auto tick = [&](Ns now) { return L.paced_tick(now); };
   L.run(
       start + warm, [] { return false; }, tick);
   const std::uint64_t d0 = L.delivered;
@@ -1627,12 +1620,34 @@ Paced paced_run(Loop& L, ServerProc& S, double rate, Ns warm, Ns dur) {
   L.relay = Relay::kDrain;
   L.run(now_ns() + 5 * kS, [&] { return L.total_inflight() == 0; });
   std::sort(L.latencies.begin(), L.latencies.end());
-  r.window = r.c1.t - r.c0.t;
-  r.delivered_in_window = d1 - d0;
-  r.delivered_rate = static_cast<double>(d1 - d0) / secs(r.window);
+  r.span = r.c1.t - r.c0.t;
+  r.delivered_in_span = d1 - d0;
+  r.rate = static_cast<double>(d1 - d0) / secs(r.span);
   r.sent = L.sent - sent0;
   r.delivered = L.delivered - del0;
   r.lost = r.sent - r.delivered;
+  return r;
+}
+
+struct Paced : Stretch {
+  std::uint64_t skipped = 0;
+  Ns p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, max_lag = 0;
+  std::size_t samples = 0;
+};
+
+// Sends `rate` messages a second in total, spread evenly over time and over the senders:
+// `warm` of warm-up, then `dur` measured.
+Paced paced_run(Loop& L, ServerProc& S, double rate, Ns warm, Ns dur) {
+  const std::uint64_t skipped0 = L.skipped;
+  L.relay = Relay::kPaced;
+  L.paced_interval_ns = 1e9 / rate;
+  L.paced_k = 0;
+  L.paced_max_lag = 0;
+  const Ns start = now_ns();
+  L.paced_start = start;
+  Paced r;
+  static_cast<Stretch&>(r) =
+      measure(L, S, start, warm, dur, [&](Ns now) { return L.paced_tick(now); });
   r.skipped = L.skipped - skipped0;
   r.p50 = percentile(L.latencies, 0.5);
   r.p90 = percentile(L.latencies, 0.9);
@@ -1644,45 +1659,27 @@ Paced paced_run(Loop& L, ServerProc& S, double rate, Ns warm, Ns dur) {
   return r;
 }
 
-struct MaxRun {
-  int window = 0;
-  double rate = 0;
-  CpuSnap c0, c1;  // over the measured window
-  Ns measured = 0;
-  std::uint64_t delivered_in_window = 0;
-  std::uint64_t sent = 0, delivered = 0, lost = 0;
+struct MaxRun : Stretch {
+  int in_flight = 0;
   Ns p50 = 0, p99 = 0, max = 0;
 };
 
-// Keeps `window` messages in flight per client: 1 s of warm-up (at most half of `dur`), `dur`
-// measured, then a drain of up to 5 s so that every message is delivered or counted as lost.
-MaxRun max_run(Loop& L, ServerProc& S, int senders, int window, Ns dur) {
-  MaxRun r;
-  r.window = window;
-  L.latencies.clear();
-  const std::uint64_t sent0 = L.sent, del0 = L.delivered;
+// Keeps `in_flight` messages in flight per client: 1 s of warm-up (at most half of `dur`),
+// then `dur` measured.
+MaxRun max_run(Loop& L, ServerProc& S, int senders, int in_flight, Ns dur) {
   L.relay = Relay::kWindow;
-  L.window = window;
-  const Ns warm = std::min<Ns>(kS, dur / 2);
-  const Ns start = now_ns();
-  L.record_from = start + warm;
-  L.record_to = start + warm + dur;
-  for (int i = 0; i < senders; ++i) L.top_up(i, now_ns());
-  L.run(start + warm, [] { return false; });
-  const std::uint64_t d0 = L.delivered;
-  r.c0 = cpu_snap(S.pid());
-  L.run(r.c0.t + dur, [] { return false; });
-  const std::uint64_t d1 = L.delivered;
-  r.c1 = cpu_snap(S.pid());
-  L.relay = Relay::kDrain;
-  L.run(now_ns() + 5 * kS, [&] { return L.total_inflight() == 0; });
-  std::sort(L.latencies.begin(), L.latencies.end());
-  r.measured = r.c1.t - r.c0.t;
-  r.delivered_in_window = d1 - d0;
-  r.rate = static_cast<double>(d1 - d0) / secs(r.measured);
-  r.sent = L.sent - sent0;
-  r.delivered = L.delivered - del0;
-  r.lost = r.sent - r.delivered;
+  L.window = in_flight;
+  bool filled = false;
+  auto fill = [&](Ns now) {  // the first tick fills every window (counted by measure())
+    if (!filled) {
+      for (int i = 0; i < senders; ++i) L.top_up(i, now);
+      filled = true;
+    }
+    return kNever;
+  };
+  MaxRun r;
+  static_cast<Stretch&>(r) = measure(L, S, now_ns(), std::min<Ns>(kS, dur / 2), dur, fill);
+  r.in_flight = in_flight;
   r.p50 = percentile(L.latencies, 0.5);
   r.p99 = percentile(L.latencies, 0.99);
   r.max = L.latencies.empty() ? 0 : L.latencies.back();
@@ -1690,17 +1687,17 @@ MaxRun max_run(Loop& L, ServerProc& S, int senders, int window, Ns dur) {
 }
 
 void print_max_run(const char* title, const MaxRun& r, int senders, bool judged) {
-  row(title, "%d in flight per client (%d in total)", r.window, r.window * senders);
+  row(title, "%d in flight per client (%d in total)", r.in_flight, r.in_flight * senders);
   if (judged) {
     row("  delivered", "%.0f msg/s over %.2f s   target: at least 100,000 msg/s  [%s]", r.rate,
-        secs(r.measured), verdict(r.rate >= 100000));
+        secs(r.span), verdict(r.rate >= 100000));
   } else {
-    row("  delivered", "%.0f msg/s over %.2f s", r.rate, secs(r.measured));
+    row("  delivered", "%.0f msg/s over %.2f s", r.rate, secs(r.span));
   }
   row("  latency at max (queueing included)", "p50 %.2f ms, p99 %.2f ms, max %.2f ms", ms(r.p50),
       ms(r.p99), ms(r.max));
   row("  CPU use", "%s", cpu_use(r.c0, r.c1).c_str());
-  print_cpu_per_message(r.c0, r.c1, r.delivered_in_window);
+  print_cpu_per_message(r.c0, r.c1, r.delivered_in_span);
   row("  sent / delivered / lost", "%" PRIu64 " / %" PRIu64 " / %" PRIu64 "   (lost must be 0)",
       r.sent, r.delivered, r.lost);
 }
@@ -1743,7 +1740,7 @@ bool phase_b(const Options& o) {
     const Paced r = paced_run(L, S, rate, std::min<Ns>(kS / 2, dur / 4), dur);
     row("paced at", "%.0f msg/s (%s), spread evenly over %d senders", rate,
         o.rate > 0 ? "--rate" : "half the single-message maximum", senders);
-    row("  delivered", "%.0f msg/s over %.2f s", r.delivered_rate, secs(r.window));
+    row("  delivered", "%.0f msg/s over %.2f s", r.rate, secs(r.span));
     row("  latency, send to receive",
         "p50 %.3f ms, p99 %.3f ms, max %.3f ms   target: p99 under 5 ms  [%s]", ms(r.p50),
         ms(r.p99), ms(r.max), verdict(r.samples > 0 && r.p99 < 5 * kMs));
@@ -1751,7 +1748,7 @@ bool phase_b(const Options& o) {
         r.samples);
     row("  generator lag behind schedule, max", "%.3f ms", ms(r.max_lag));
     row("  CPU use", "%s", cpu_use(r.c0, r.c1).c_str());
-    print_cpu_per_message(r.c0, r.c1, r.delivered_in_window);
+    print_cpu_per_message(r.c0, r.c1, r.delivered_in_span);
     row("  sent / delivered / lost",
         "%" PRIu64 " / %" PRIu64 " / %" PRIu64 "   (lost must be 0; %" PRIu64 " sends skipped)",
         r.sent, r.delivered, r.lost, r.skipped);
@@ -1778,9 +1775,8 @@ bool phase_b(const Options& o) {
       std::snprintf(label, sizeof label, "  %6.0f msg/s", sr);
       const double wall = secs(r.c1.t - r.c0.t);
       const double server_cpu = r.c1.server - r.c0.server;
-      const double per_msg = r.delivered_in_window
-                                 ? 1e6 * server_cpu / static_cast<double>(r.delivered_in_window)
-                                 : 0.0;
+      const double per_msg =
+          r.delivered_in_span ? 1e6 * server_cpu / static_cast<double>(r.delivered_in_span) : 0.0;
       row(label,
           "p50 %7.3f ms, p99 %8.3f ms, max %8.3f ms; CPU: server %3.0f%% (%5.1f us/msg), "
           "bench %3.0f%%; lag %.1f ms%s",
