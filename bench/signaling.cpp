@@ -1566,15 +1566,6 @@ bool phase_a(const Options& o) {
   return ok && L.full == n && clean(L);
 }
 
-// Server CPU per relayed message: unlike rates, this hardly depends on what else the machine
-// is doing, and it bounds what one dedicated core could relay.
-void print_cpu_per_message(const CpuSnap& a, const CpuSnap& b, std::uint64_t messages) {
-  if (messages == 0) return;
-  const double us = 1e6 * (b.server - a.server) / static_cast<double>(messages);
-  row("  server CPU per relayed message", "%.1f us (one dedicated core: at most ~%.0f msg/s)", us,
-      us > 0 ? 1e6 / us : 0.0);
-}
-
 // Connects n clients (at most `concurrency` handshakes at once) that register as soon as they
 // have their id, and waits until every one holds all n names.
 bool connect_and_register(Loop& L, int concurrency, Ns deadline) {
@@ -1590,14 +1581,32 @@ bool connect_and_register(Loop& L, int concurrency, Ns deadline) {
          L.full == n;
 }
 
-// A measured stretch of relayed traffic: its CPU snapshots, rate, and messages.
+// A measured stretch of relayed traffic: its CPU snapshots, messages and latencies.
 struct Stretch {
   CpuSnap c0, c1;  // over the measured part
-  Ns span = 0;
-  double rate = 0;  // delivered in the measured part, per second
   std::uint64_t delivered_in_span = 0;
   std::uint64_t sent = 0, delivered = 0, lost = 0;  // warm-up and drain included
+  Ns p50 = 0, p99 = 0, max = 0;                     // of the messages sent in the measured part
+  std::size_t samples = 0;
+
+  Ns span() const { return c1.t - c0.t; }
+  // Delivered in the measured part, per second.
+  double rate() const { return static_cast<double>(delivered_in_span) / secs(span()); }
+  // Server CPU per relayed message: unlike rates, this hardly depends on what else the
+  // machine is doing, and it bounds what one dedicated core could relay.
+  double server_us_per_message() const {
+    return delivered_in_span
+               ? 1e6 * (c1.server - c0.server) / static_cast<double>(delivered_in_span)
+               : 0.0;
+  }
 };
+
+void print_cpu_per_message(const Stretch& r) {
+  if (r.delivered_in_span == 0) return;
+  const double us = r.server_us_per_message();
+  row("  server CPU per relayed message", "%.1f us (one dedicated core: at most ~%.0f msg/s)", us,
+      us > 0 ? 1e6 / us : 0.0);
+}
 
 // Runs the loop with `tick` for `warm` from `start`, then `dur` measured (the latencies of the
 // messages sent in it are kept, sorted, in L.latencies), then a drain of up to 5 s so that
@@ -1620,19 +1629,20 @@ Stretch measure(Loop& L, ServerProc& S, Ns start, Ns warm, Ns dur, Tick&& tick) 
   L.relay = Relay::kDrain;
   L.run(now_ns() + 5 * kS, [&] { return L.total_inflight() == 0; });
   std::sort(L.latencies.begin(), L.latencies.end());
-  r.span = r.c1.t - r.c0.t;
   r.delivered_in_span = d1 - d0;
-  r.rate = static_cast<double>(d1 - d0) / secs(r.span);
   r.sent = L.sent - sent0;
   r.delivered = L.delivered - del0;
   r.lost = r.sent - r.delivered;
+  r.p50 = percentile(L.latencies, 0.5);
+  r.p99 = percentile(L.latencies, 0.99);
+  r.max = L.latencies.empty() ? 0 : L.latencies.back();
+  r.samples = L.latencies.size();
   return r;
 }
 
 struct Paced : Stretch {
   std::uint64_t skipped = 0;
-  Ns p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, max_lag = 0;
-  std::size_t samples = 0;
+  Ns p90 = 0, p999 = 0, max_lag = 0;
 };
 
 // Sends `rate` messages a second in total, spread evenly over time and over the senders:
@@ -1649,19 +1659,14 @@ Paced paced_run(Loop& L, ServerProc& S, double rate, Ns warm, Ns dur) {
   static_cast<Stretch&>(r) =
       measure(L, S, start, warm, dur, [&](Ns now) { return L.paced_tick(now); });
   r.skipped = L.skipped - skipped0;
-  r.p50 = percentile(L.latencies, 0.5);
   r.p90 = percentile(L.latencies, 0.9);
-  r.p99 = percentile(L.latencies, 0.99);
   r.p999 = percentile(L.latencies, 0.999);
-  r.max = L.latencies.empty() ? 0 : L.latencies.back();
-  r.samples = L.latencies.size();
   r.max_lag = L.paced_max_lag;
   return r;
 }
 
 struct MaxRun : Stretch {
   int in_flight = 0;
-  Ns p50 = 0, p99 = 0, max = 0;
 };
 
 // Keeps `in_flight` messages in flight per client: 1 s of warm-up (at most half of `dur`),
@@ -1680,24 +1685,21 @@ MaxRun max_run(Loop& L, ServerProc& S, int senders, int in_flight, Ns dur) {
   MaxRun r;
   static_cast<Stretch&>(r) = measure(L, S, now_ns(), std::min<Ns>(kS, dur / 2), dur, fill);
   r.in_flight = in_flight;
-  r.p50 = percentile(L.latencies, 0.5);
-  r.p99 = percentile(L.latencies, 0.99);
-  r.max = L.latencies.empty() ? 0 : L.latencies.back();
   return r;
 }
 
 void print_max_run(const char* title, const MaxRun& r, int senders, bool judged) {
   row(title, "%d in flight per client (%d in total)", r.in_flight, r.in_flight * senders);
   if (judged) {
-    row("  delivered", "%.0f msg/s over %.2f s   target: at least 100,000 msg/s  [%s]", r.rate,
-        secs(r.span), verdict(r.rate >= 100000));
+    row("  delivered", "%.0f msg/s over %.2f s   target: at least 100,000 msg/s  [%s]", r.rate(),
+        secs(r.span()), verdict(r.rate() >= 100000));
   } else {
-    row("  delivered", "%.0f msg/s over %.2f s", r.rate, secs(r.span));
+    row("  delivered", "%.0f msg/s over %.2f s", r.rate(), secs(r.span()));
   }
   row("  latency at max (queueing included)", "p50 %.2f ms, p99 %.2f ms, max %.2f ms", ms(r.p50),
       ms(r.p99), ms(r.max));
   row("  CPU use", "%s", cpu_use(r.c0, r.c1).c_str());
-  print_cpu_per_message(r.c0, r.c1, r.delivered_in_span);
+  print_cpu_per_message(r);
   row("  sent / delivered / lost", "%" PRIu64 " / %" PRIu64 " / %" PRIu64 "   (lost must be 0)",
       r.sent, r.delivered, r.lost);
 }
@@ -1735,12 +1737,12 @@ bool phase_b(const Options& o) {
 
   // 2. Latency at a paced rate: half the single-message maximum (the same kind of traffic)
   // unless --rate.
-  const double rate = o.rate > 0 ? o.rate : single.rate / 2;
+  const double rate = o.rate > 0 ? o.rate : single.rate() / 2;
   if (rate >= 1) {
     const Paced r = paced_run(L, S, rate, std::min<Ns>(kS / 2, dur / 4), dur);
     row("paced at", "%.0f msg/s (%s), spread evenly over %d senders", rate,
         o.rate > 0 ? "--rate" : "half the single-message maximum", senders);
-    row("  delivered", "%.0f msg/s over %.2f s", r.rate, secs(r.span));
+    row("  delivered", "%.0f msg/s over %.2f s", r.rate(), secs(r.span()));
     row("  latency, send to receive",
         "p50 %.3f ms, p99 %.3f ms, max %.3f ms   target: p99 under 5 ms  [%s]", ms(r.p50),
         ms(r.p99), ms(r.max), verdict(r.samples > 0 && r.p99 < 5 * kMs));
@@ -1748,7 +1750,7 @@ bool phase_b(const Options& o) {
         r.samples);
     row("  generator lag behind schedule, max", "%.3f ms", ms(r.max_lag));
     row("  CPU use", "%s", cpu_use(r.c0, r.c1).c_str());
-    print_cpu_per_message(r.c0, r.c1, r.delivered_in_span);
+    print_cpu_per_message(r);
     row("  sent / delivered / lost",
         "%" PRIu64 " / %" PRIu64 " / %" PRIu64 "   (lost must be 0; %" PRIu64 " sends skipped)",
         r.sent, r.delivered, r.lost, r.skipped);
@@ -1769,19 +1771,17 @@ bool phase_b(const Options& o) {
     row("latency by paced rate", "(%.1f s each)", 1.5);
     for (double sr :
          {250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 40000.0, 60000.0, 80000.0}) {
-      if (sr > single.rate * 0.9) break;
+      if (sr > single.rate() * 0.9) break;
       const Paced r = paced_run(L, S, sr, kS / 4, 3 * kS / 2);
       char label[64];
       std::snprintf(label, sizeof label, "  %6.0f msg/s", sr);
-      const double wall = secs(r.c1.t - r.c0.t);
-      const double server_cpu = r.c1.server - r.c0.server;
-      const double per_msg =
-          r.delivered_in_span ? 1e6 * server_cpu / static_cast<double>(r.delivered_in_span) : 0.0;
+      const double wall = secs(r.span());
       row(label,
           "p50 %7.3f ms, p99 %8.3f ms, max %8.3f ms; CPU: server %3.0f%% (%5.1f us/msg), "
           "bench %3.0f%%; lag %.1f ms%s",
-          ms(r.p50), ms(r.p99), ms(r.max), 100 * server_cpu / wall, per_msg,
-          100 * (r.c1.bench - r.c0.bench) / wall, ms(r.max_lag), r.lost ? "  LOST MESSAGES" : "");
+          ms(r.p50), ms(r.p99), ms(r.max), 100 * (r.c1.server - r.c0.server) / wall,
+          r.server_us_per_message(), 100 * (r.c1.bench - r.c0.bench) / wall, ms(r.max_lag),
+          r.lost ? "  LOST MESSAGES" : "");
       ok = ok && r.lost == 0;
     }
   }
