@@ -78,7 +78,6 @@ class Server::Impl final : private WsConnection::Handler {
   void apply(Effects& fx);
   void send(Connection& c, const std::shared_ptr<const std::string>& text);
   void depart(Connection& c, Effects& fx);
-  void close_connection(Connection& c, unsigned short code, const char* reason);
   void forget(ConnId id);
 
   void schedule_userlist();
@@ -399,15 +398,11 @@ void Server::Impl::send(Connection& c, const std::shared_ptr<const std::string>&
     log::connection_event("slow-peer", c.id, c.peer, std::to_string(backlog) + " bytes unsent");
     Effects fx;
     depart(c, fx);
-    close_connection(c, kClosePolicy, "too slow: unsent data over the limit");
+    c.ws->close(kClosePolicy, "too slow: unsent data over the limit");
     apply(fx);
     return;
   }
   c.ws->send_text(text);
-}
-
-void Server::Impl::close_connection(Connection& c, unsigned short code, const char* reason) {
-  c.ws->close(code, reason);
 }
 
 void Server::Impl::apply(Effects& fx) {
@@ -432,7 +427,7 @@ void Server::Impl::apply(Effects& fx) {
       log::connection_event("close", c.id, c.peer,
                             "code=" + std::to_string(cl.code) + " reason=" + cl.reason);
       if (!c.departed) depart(c, more);
-      close_connection(c, cl.code, cl.reason.c_str());
+      c.ws->close(cl.code, cl.reason);
     }
     if (userlist || more.userlist_changed) schedule_userlist();
     if (more.sends.empty() && more.closes.empty() && more.events.empty()) break;
@@ -503,7 +498,7 @@ gboolean Server::Impl::on_keepalive_sweep(gpointer data) {
         "silent for over " + std::to_string(self->config_.keepalive_timeout_s) + " s");
     Effects fx;
     self->depart(c, fx);
-    self->close_connection(c, kCloseGoingAway, "keepalive timeout");
+    c.ws->close(kCloseGoingAway, "keepalive timeout");
     self->apply(fx);
   }
   return G_SOURCE_CONTINUE;
@@ -521,7 +516,7 @@ void Server::Impl::shutdown(unsigned timeout_ms, std::function<void()> done) {
     Connection& c = *it->second;
     Effects fx;  // not applied: no hang-ups or user lists, everybody is leaving
     depart(c, fx);
-    close_connection(c, kCloseGoingAway, "server shutting down");
+    c.ws->close(kCloseGoingAway, "server shutting down");
   }
   shutdown_timer_ = gwc::add_timeout(timeout_ms, on_shutdown_timeout, this);
   maybe_finish_shutdown();
