@@ -84,15 +84,26 @@ class TlsServer : public ::testing::Test {
     return done();
   }
 
+  // A client of the server, trusting the test's private CA.
+  signaling::ClientOptions WssOptions() const {
+    signaling::ClientOptions opts;
+    opts.uri = "wss://127.0.0.1:" + port_ + "/ws";
+    opts.tls_ca_file = std::string(dir_) + "/ca.pem";
+    return opts;
+  }
+
+  // The `username` message answering the server's `id`.
+  static std::string Register(std::uint64_t id, const std::string& name) {
+    return R"({"type":"username","name":")" + name + R"(","id":)" + std::to_string(id) + "}";
+  }
+
   char* dir_ = nullptr;
   GRef<GSubprocess> proc_;
   std::string port_;
 };
 
 TEST_F(TlsServer, RegistersOverWssWithAPrivateCa) {
-  signaling::ClientOptions opts;
-  opts.uri = "wss://127.0.0.1:" + port_ + "/ws";
-  opts.tls_ca_file = std::string(dir_) + "/ca.pem";
+  const signaling::ClientOptions opts = WssOptions();
   bool got_list = false, closed = false;
   std::string close_reason;
   signaling::Client* self = nullptr;
@@ -104,8 +115,7 @@ TEST_F(TlsServer, RegistersOverWssWithAPrivateCa) {
                    auto* m = std::get_if<signaling::protocol::ServerMessage>(&r);
                    ASSERT_NE(m, nullptr);
                    if (auto* id = std::get_if<signaling::protocol::IdMsg>(m)) {
-                     self->send(R"({"type":"username","name":"secure","id":)" +
-                                std::to_string(id->id) + "}");
+                     self->send(Register(id->id, "secure"));
                    } else if (auto* list = std::get_if<signaling::protocol::UserListMsg>(m)) {
                      got_list = list->users == std::vector<std::string>{"secure"};
                    }
@@ -123,8 +133,7 @@ TEST_F(TlsServer, RegistersOverWssWithAPrivateCa) {
 }
 
 TEST_F(TlsServer, UntrustedCertificateIsRefused) {
-  signaling::ClientOptions opts;
-  opts.uri = "wss://127.0.0.1:" + port_ + "/ws";
+  signaling::ClientOptions opts = WssOptions();
   opts.tls_ca_file = "/etc/ssl/certs/ca-certificates.crt";  // not our private CA
   bool closed = false, opened = false;
   unsigned short code = 1;
@@ -145,14 +154,12 @@ TEST_F(TlsServer, UntrustedCertificateIsRefused) {
   std::printf("refused as expected: %s\n", reason.c_str());
 }
 
-// Large messages over wss: the server reads several TLS records per message and its writes
-// to the receiver block and resume. Every message arrives whole and in order.
+// Large messages over wss: the server reads several TLS records per message and writes 8 MiB
+// to one receiver in a burst. Every message arrives whole and in order.
 TEST_F(TlsServer, LargeMessagesAreRelayedWholeAndInOrder) {
   constexpr int kMessages = 40;
   const std::string pad(200 * 1024, 'x');  // under the 256 KiB message limit
-  signaling::ClientOptions opts;
-  opts.uri = "wss://127.0.0.1:" + port_ + "/ws";
-  opts.tls_ca_file = std::string(dir_) + "/ca.pem";
+  const signaling::ClientOptions opts = WssOptions();
   struct Peer {
     std::unique_ptr<signaling::Client> client;
     bool listed_both = false;
@@ -171,8 +178,7 @@ TEST_F(TlsServer, LargeMessagesAreRelayedWholeAndInOrder) {
                   auto r = signaling::protocol::parse_server(t, {.max_message_bytes = 1 << 20});
                   auto* m = std::get_if<signaling::protocol::ServerMessage>(&r);
                   if (auto* id = m ? std::get_if<signaling::protocol::IdMsg>(m) : nullptr) {
-                    p.client->send(std::string(R"({"type":"username","name":")") + name +
-                                   R"(","id":)" + std::to_string(id->id) + "}");
+                    p.client->send(Register(id->id, name));
                   } else if (auto* list =
                                  m ? std::get_if<signaling::protocol::UserListMsg>(m) : nullptr) {
                     p.listed_both = list->users == std::vector<std::string>{"a", "b"};
