@@ -228,12 +228,6 @@ std::size_t frame_header(char out[10], Opcode opcode, std::size_t len) {
   return 10;
 }
 
-void append_frame(std::string& out, Opcode opcode, std::string_view payload) {
-  char header[10];
-  out.append(header, frame_header(header, opcode, payload.size()));
-  out.append(payload);
-}
-
 std::string close_payload(unsigned short code, std::string_view reason) {
   std::string out;
   out.push_back(static_cast<char>(code >> 8));

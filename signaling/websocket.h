@@ -94,8 +94,6 @@ class FrameReader {
   bool done_ = false;
 };
 
-// Appends one unmasked server frame (FIN set) to `out`.
-void append_frame(std::string& out, Opcode opcode, std::string_view payload);
 // The header of an unmasked server frame (FIN set) with a payload of `len` bytes: 2, 4 or 10
 // bytes written to `out`; returns how many.
 std::size_t frame_header(char out[10], Opcode opcode, std::size_t len);
