@@ -20,6 +20,7 @@ struct _GstWebRTCCall {
   guint video_bitrate;
   guint latency;
   guint call_timeout;
+  guint max_reconnect_delay;
   gboolean output_encoded;
   gboolean upnp;
   GStrv ice_addresses;

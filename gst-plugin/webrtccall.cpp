@@ -25,6 +25,7 @@ constexpr guint kDefaultLatency = 50;         // ms; webrtcbin's own default is 
 constexpr guint kDefaultCallTimeout = 10;     // s
 constexpr gboolean kDefaultOutputEncoded = FALSE;
 constexpr gboolean kDefaultUpnp = FALSE;
+constexpr guint kDefaultMaxReconnectDelay = 30;  // s
 
 enum {
   PROP_0,
@@ -39,6 +40,7 @@ enum {
   PROP_VIDEO_BITRATE,
   PROP_LATENCY,
   PROP_CALL_TIMEOUT,
+  PROP_MAX_RECONNECT_DELAY,
   PROP_OUTPUT_ENCODED,
   PROP_UPNP,
   PROP_ICE_ADDRESSES,
@@ -372,6 +374,9 @@ static void gst_webrtc_call_set_property(GObject* object, guint prop_id, const G
         case PROP_CALL_TIMEOUT:
           self->call_timeout = g_value_get_uint(value);
           break;
+        case PROP_MAX_RECONNECT_DELAY:
+          self->max_reconnect_delay = g_value_get_uint(value);
+          break;
         case PROP_OUTPUT_ENCODED:
           self->output_encoded = g_value_get_boolean(value);
           break;
@@ -438,6 +443,9 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
       break;
     case PROP_CALL_TIMEOUT:
       g_value_set_uint(value, self->call_timeout);
+      break;
+    case PROP_MAX_RECONNECT_DELAY:
+      g_value_set_uint(value, self->max_reconnect_delay);
       break;
     case PROP_OUTPUT_ENCODED:
       g_value_set_boolean(value, self->output_encoded);
@@ -539,6 +547,12 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "call-timeout", "Call timeout",
       "Seconds without any packet from the remote after which a call ends (a vanished peer)", 2,
       3600, kDefaultCallTimeout, rw_playing);
+  properties[PROP_MAX_RECONNECT_DELAY] = g_param_spec_uint(
+      "max-reconnect-delay", "Maximum reconnect delay",
+      "Once registered, a lost or unreachable signaling server is tried again after 1 s, 2 s, "
+      "4 s ... (each with random jitter) up to this many seconds between attempts; calls go on "
+      "meanwhile",
+      1, 3600, kDefaultMaxReconnectDelay, rw_playing);
   properties[PROP_OUTPUT_ENCODED] = g_param_spec_boolean(
       "output-encoded", "Output encoded",
       "Source pads give the received streams encoded (VP8/VP9/H.264/Opus), for recording "
@@ -616,6 +630,7 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->video_bitrate = kDefaultVideoBitrate;
   self->latency = kDefaultLatency;
   self->call_timeout = kDefaultCallTimeout;
+  self->max_reconnect_delay = kDefaultMaxReconnectDelay;
   self->output_encoded = kDefaultOutputEncoded;
   self->upnp = kDefaultUpnp;
   self->signaller =
