@@ -100,6 +100,16 @@ Settings Engine::settings() const {
   s.video_bitrate_kbps = element_->video_bitrate;
   s.latency_ms = element_->latency;
   s.call_timeout_s = element_->call_timeout;
+  s.connect_timeout_s = element_->connect_timeout;
+  s.answer_timeout_s = element_->answer_timeout;
+  s.remote_limits.max_mlines = element_->max_mlines;
+  s.remote_limits.max_sdp_bytes = element_->max_sdp_size;
+  s.remote_limits.max_candidates = element_->max_candidates;
+  s.remote_limits.max_candidate_bytes = element_->max_candidate_size;
+  s.admission.rate_per_second = element_->offer_rate;
+  s.admission.burst = element_->offer_burst;
+  s.admission.connect_timeout_us = static_cast<gint64>(element_->connect_timeout) * G_USEC_PER_SEC;
+  s.admission.backoff_us = static_cast<gint64>(element_->unconnected_backoff) * G_USEC_PER_SEC;
   s.output_encoded = element_->output_encoded;
   s.upnp = element_->upnp;
   for (char** a = element_->ice_addresses; a && *a; ++a) s.ice_addresses.emplace_back(*a);
@@ -339,8 +349,14 @@ void Engine::place_call(const std::string& peer) {
 
 bool Engine::accept_incoming(const std::string& peer) {
   Settings s = settings();
-  if (calls_.size() >= s.max_calls) {
-    GST_INFO_OBJECT(element_, "refusing %s: max-calls (%u) reached", peer.c_str(), s.max_calls);
+  bool backoff = admission_.in_backoff(peer, g_get_monotonic_time());
+  if (calls_.size() >= s.max_calls || backoff) {
+    if (backoff) {
+      GST_INFO_OBJECT(element_, "refusing %s: its calls never connected (unconnected-backoff)",
+                      peer.c_str());
+    } else {
+      GST_INFO_OBJECT(element_, "refusing %s: max-calls (%u) reached", peer.c_str(), s.max_calls);
+    }
     gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "busy");
     post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
                            G_TYPE_STRING, "busy", nullptr));
@@ -360,6 +376,18 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
   auto type = static_cast<GstWebRTCSDPType>(type_i);
   auto it = calls_.find(peer);
   if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
+    // A flood of offers from one remote is dropped unanswered (answering each would get our
+    // own connection throttled by the server).
+    gint64 now = g_get_monotonic_time();
+    admission_.set_config(settings().admission);
+    if (admission_.offer(peer, now) == PeerAdmission::Verdict::kRateLimited) {
+      if (offer_drop_log_.allow(now)) {
+        GST_WARNING_OBJECT(element_,
+                           "%s sends offers faster than offer-rate: dropped (and %u more)",
+                           peer.c_str(), offer_drop_log_.suppressed());
+      }
+      return;
+    }
     if (it != calls_.end()) {
       Call& existing = *it->second;
       if (existing.offerer() && !existing.connected()) {
@@ -390,7 +418,9 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
                            "direction", G_TYPE_STRING, "incoming", nullptr));
     std::string error;
-    if (!c->start(error) || !c->remote_description(type, sdp, error)) {
+    // Checked before webrtcbin exists: a refused offer costs no transport.
+    if (!c->check_remote(sdp, error) || !c->start(error) ||
+        !c->remote_description(type, sdp, error)) {
       GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                           ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
       end_call(peer, error, "invalid-sdp");
@@ -418,6 +448,7 @@ void Engine::on_candidate(const char* peer, guint mline, const char* mid, const 
 void Engine::on_remote_hang_up(const char* peer_c, const char* reason_c) {
   std::string peer = peer_c, reason = reason_c ? reason_c : "";
   if (!calls_.contains(peer)) return;
+  admission_.hang_up(peer, g_get_monotonic_time());
   // Deliberate: the remote hung up or declined. Not deliberate: absent, gone, busy.
   bool deliberate = reason.empty() || reason == "declined" || reason == "hang-up";
   if (deliberate && peer == settings().peer) no_redial_.insert(peer);
@@ -502,6 +533,10 @@ void Engine::end_call(const std::string& peer, const std::string& reason,
   if (it == calls_.end()) return;
   std::unique_ptr<Call> call = std::move(it->second);
   calls_.erase(it);
+  if (!call->offerer()) {
+    gint64 now = g_get_monotonic_time();
+    admission_.call_ended(peer, call->connected(), now - call->started_us(), now);
+  }
   {
     std::lock_guard lock(state_mutex_);
     calls_copy_.clear();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "media.h"
+#include "remote-limits.h"
 #include "signaller.h"
 
 struct _GstWebRTCCall;
@@ -35,6 +36,10 @@ struct Settings {
   unsigned video_bitrate_kbps = 1000;
   unsigned latency_ms = 50;
   unsigned call_timeout_s = 10;
+  unsigned connect_timeout_s = 10;  // incoming: from the offer; outgoing: from the answer
+  unsigned answer_timeout_s = 30;   // an outgoing call waits this long for the answer
+  RemoteLimits remote_limits;
+  AdmissionConfig admission;
   bool output_encoded = false;
   bool upnp = false;
   std::vector<std::string> ice_addresses;
@@ -130,6 +135,8 @@ class Engine {
   std::map<unsigned, std::unique_ptr<Call>> dying_;  // being torn down
   GSource* health_source_ = nullptr;
   std::set<std::string> no_redial_;  // peers that hung up on us or refused
+  PeerAdmission admission_;          // offer rate and busy backoff per remote user
+  LogThrottle offer_drop_log_;
   unsigned peer_attempts_ = 0;
   GSource* peer_retry_source_ = nullptr;
   GSource* reconnect_source_ = nullptr;

@@ -20,6 +20,15 @@ struct _GstWebRTCCall {
   guint video_bitrate;
   guint latency;
   guint call_timeout;
+  guint connect_timeout;
+  guint answer_timeout;
+  guint unconnected_backoff;
+  guint max_mlines;
+  guint max_sdp_size;
+  guint max_candidates;
+  guint max_candidate_size;
+  guint offer_rate;
+  guint offer_burst;
   gboolean output_encoded;
   gboolean upnp;
   GStrv ice_addresses;
