@@ -448,7 +448,6 @@ void Engine::on_candidate(const char* peer, guint mline, const char* mid, const 
 void Engine::on_remote_hang_up(const char* peer_c, const char* reason_c) {
   std::string peer = peer_c, reason = reason_c ? reason_c : "";
   if (!calls_.contains(peer)) return;
-  admission_.hang_up(peer, g_get_monotonic_time());
   // Deliberate: the remote hung up or declined. Not deliberate: absent, gone, busy.
   bool deliberate = reason.empty() || reason == "declined" || reason == "hang-up";
   if (deliberate && peer == settings().peer) no_redial_.insert(peer);

@@ -416,11 +416,6 @@ PeerAdmission::Verdict PeerAdmission::offer(const std::string& peer, std::int64_
   return s.backoff_until_us > now_us ? Verdict::kBackoff : Verdict::kAccept;
 }
 
-void PeerAdmission::hang_up(const std::string& peer, std::int64_t now_us) {
-  State& s = state(peer, now_us);
-  if (s.tokens >= 1) s.tokens -= 1;
-}
-
 void PeerAdmission::call_ended(const std::string& peer, bool connected, std::int64_t unconnected_us,
                                std::int64_t now_us) {
   if (connected) {

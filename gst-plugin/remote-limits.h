@@ -8,8 +8,10 @@
 //   well-formed a=fingerprint with a hash for every active m-line.
 // - check_candidate(): a trickled ICE candidate is a bounded `candidate:` line naming an IP
 //   address or an mDNS .local name (never a host name: no DNS lookup on a remote's behalf).
-// - PeerAdmission: per remote user, a token bucket for the offers and hang-ups that start or
-//   end calls, and a backoff for callers whose calls hold a slot without ever connecting.
+// - PeerAdmission: per remote user, a token bucket for offers, and a backoff for callers whose
+//   calls hold a slot without ever connecting. Hang-ups need no bucket: one that ends a call
+//   only frees resources, and calls are bounded by the offers; one that ends nothing is
+//   dropped after a map lookup.
 #pragma once
 
 #include <cstddef>
@@ -51,9 +53,9 @@ std::string check_remote_sdp(std::string_view sdp, const RemoteLimits& limits,
 std::string check_candidate(std::string_view candidate, const RemoteLimits& limits);
 
 struct AdmissionConfig {
-  // Offers and hang-ups per second per remote user, and the burst allowed (0: no limit).
-  double rate_per_second = 1;
-  unsigned burst = 10;
+  // Offers per second per remote user, and the burst allowed (0: no limit).
+  double rate_per_second = 5;
+  unsigned burst = 20;
   // A caller whose incoming calls held a slot unconnected for `connect_timeout_us` in total
   // (one timed-out call, or several cut short) is refused as busy for `backoff_us`.
   std::int64_t connect_timeout_us = 10'000'000;
@@ -73,9 +75,6 @@ class PeerAdmission {
   // An offer from `peer`: spends a token. kRateLimited: drop it (no answer at all, so a
   // flood is never amplified); kBackoff: refuse it as busy.
   Verdict offer(const std::string& peer, std::int64_t now_us);
-  // A hang-up from `peer` that ends a call: always honoured (ending a call only frees
-  // resources) but spends a token if one is left, so offer/hang-up churn runs at half the rate.
-  void hang_up(const std::string& peer, std::int64_t now_us);
   // An incoming call from `peer` ended; `unconnected_us`: how long it held a slot without
   // connecting (ignored when it connected, which forgives earlier unconnected time).
   void call_ended(const std::string& peer, bool connected, std::int64_t unconnected_us,

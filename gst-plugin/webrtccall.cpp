@@ -33,8 +33,8 @@ constexpr guint kDefaultMaxMlines = 16;
 constexpr guint kDefaultMaxSdpSize = 65536;
 constexpr guint kDefaultMaxCandidates = 64;
 constexpr guint kDefaultMaxCandidateSize = 512;
-constexpr guint kDefaultOfferRate = 1;  // per second
-constexpr guint kDefaultOfferBurst = 10;
+constexpr guint kDefaultOfferRate = 5;  // per second
+constexpr guint kDefaultOfferBurst = 20;
 
 enum {
   PROP_0,
@@ -621,14 +621,13 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       65536, kDefaultMaxCandidateSize, rw_playing);
   properties[PROP_OFFER_RATE] = g_param_spec_uint(
       "offer-rate", "Offer rate",
-      "Offers and hang-ups per second taken from one remote user (after offer-burst); further "
-      "offers are dropped unanswered (0: no limit)",
+      "Offers per second taken from one remote user (after offer-burst); further ones are "
+      "dropped unanswered (0: no limit)",
       0, 1000, kDefaultOfferRate, rw_playing);
   properties[PROP_OFFER_BURST] =
       g_param_spec_uint("offer-burst", "Offer burst",
-                        "Offers and hang-ups one remote user may send at once before offer-rate "
-                        "applies",
-                        1, 10000, kDefaultOfferBurst, rw_playing);
+                        "Offers one remote user may send at once before offer-rate applies", 1,
+                        10000, kDefaultOfferBurst, rw_playing);
   properties[PROP_OUTPUT_ENCODED] = g_param_spec_boolean(
       "output-encoded", "Output encoded",
       "Source pads give the received streams encoded (VP8/VP9/H.264/Opus), for recording "

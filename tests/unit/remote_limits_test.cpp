@@ -323,20 +323,20 @@ TEST(PeerAdmission, ZeroRateMeansNoLimit) {
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(b.offer("x", 1), PeerAdmission::Verdict::kAccept);
 }
 
-TEST(PeerAdmission, HangUpsSpendTokensSoChurnRunsAtHalfTheRate) {
-  PeerAdmission a(config(1, 10));
+TEST(PeerAdmission, DefaultsLetAPersonRedialButNotAFlood) {
+  PeerAdmission a;  // 5/s, burst 20
   std::int64_t now = kSecond;
-  int calls = 0;
-  for (int i = 0; i < 100; ++i) {
-    if (a.offer("churn", now) == PeerAdmission::Verdict::kAccept) {
-      ++calls;
-      a.hang_up("churn", now);
-    }
+  int accepted = 0;
+  for (int i = 0; i < 10'000; ++i) {
+    accepted += a.offer("flood", now + i * 100) == PeerAdmission::Verdict::kAccept;  // 10,000/s
   }
-  EXPECT_EQ(calls, 5);
-  // Hang-ups alone never go negative: a hang-up flood does not lock out the next offer forever.
-  for (int i = 0; i < 1000; ++i) a.hang_up("churn", now);
-  EXPECT_EQ(a.offer("churn", now + kSecond), PeerAdmission::Verdict::kAccept);
+  // A second of flooding: the burst and (almost) one second's rate.
+  EXPECT_GE(accepted, 20 + 4);
+  EXPECT_LE(accepted, 20 + 5);
+  // Fifty calls one after the other, one every 300 ms, all get through.
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(a.offer("tester", now + i * 300'000), PeerAdmission::Verdict::kAccept) << i;
+  }
 }
 
 TEST(PeerAdmission, ACallerWhoseCallTimedOutUnconnectedIsBusyForTheBackoff) {
