@@ -103,6 +103,7 @@ Settings Engine::settings() const {
   s.connect_timeout_s = element_->connect_timeout;
   s.answer_timeout_s = element_->answer_timeout;
   s.remote_limits.max_mlines = element_->max_mlines;
+  s.remote_limits.max_transports = element_->max_transports;
   s.remote_limits.max_sdp_bytes = element_->max_sdp_size;
   s.remote_limits.max_candidates = element_->max_candidates;
   s.remote_limits.max_candidate_bytes = element_->max_candidate_size;

@@ -309,13 +309,25 @@ std::string check_remote_sdp(std::string_view sdp, const RemoteLimits& limits, S
     return "SDP without a=fingerprint refused (DTLS peer could not be authenticated)";
   }
   if (bundle.size() > media.size()) return "a=group:BUNDLE longer than the m-lines refused";
+  std::set<std::string> bundled;
   for (const std::string& mid : bundle) {
     if (!mids.contains(mid)) return "a=group:BUNDLE names an unknown mid refused";
+    bundled.insert(mid);
+  }
+  unsigned transports = bundled.empty() ? 0 : 1;
+  for (const MediaState& m : media) {
+    if (m.view.port != 0 && !bundled.contains(m.view.mid)) ++transports;
+  }
+  if (transports > limits.max_transports) {
+    return "SDP needing " + std::to_string(transports) + " transports refused (m-lines outside " +
+           "a=group:BUNDLE each need their own; max-transports is " +
+           std::to_string(limits.max_transports) + ")";
   }
   if (out) {
     out->media.clear();
     for (MediaState& m : media) out->media.push_back(std::move(m.view));
     out->bundle_mids = std::move(bundle);
+    out->transports = transports;
     out->candidates = candidates;
   }
   return "";

@@ -2,8 +2,9 @@
 // C++ (no GStreamer, no sockets), so that unit tests and the fuzzer need no gst_init.
 //
 // - check_remote_sdp(): an offer or answer is refused with a reason unless it is small,
-//   well formed and bounded: at most `max_mlines` m-lines (webrtcbin builds an ICE stream and
-//   a DTLS transport per unbundled m-line: 600 of them exhaust the fd limit), DTLS-SRTP or
+//   well formed and bounded: at most `max_mlines` m-lines and `max_transports` transports
+//   (webrtcbin builds an ICE stream and a DTLS transport, about 10 fds and 3 threads, for the
+//   BUNDLE group and for each active m-line outside it: 600 exhaust the fd limit), DTLS-SRTP or
 //   DTLS-SCTP transports only, payload types 0-127 without duplicates, ICE credentials and a
 //   well-formed a=fingerprint with a hash for every active m-line.
 // - check_candidate(): a trickled ICE candidate is a bounded `candidate:` line naming an IP
@@ -26,6 +27,7 @@ namespace webrtccall {
 struct RemoteLimits {
   std::size_t max_sdp_bytes = 65536;
   unsigned max_mlines = 16;
+  unsigned max_transports = 4;   // the BUNDLE group counts one, each active m-line outside it one
   unsigned max_candidates = 64;  // per call: trickled plus a=candidate lines of the SDP
   std::size_t max_candidate_bytes = 512;
 };
@@ -41,6 +43,7 @@ struct SdpMediaView {
 struct SdpView {
   std::vector<SdpMediaView> media;
   std::vector<std::string> bundle_mids;
+  unsigned transports = 0;
   unsigned candidates = 0;  // a=candidate lines
 };
 

@@ -24,6 +24,7 @@ struct _GstWebRTCCall {
   guint answer_timeout;
   guint unconnected_backoff;
   guint max_mlines;
+  guint max_transports;
   guint max_sdp_size;
   guint max_candidates;
   guint max_candidate_size;

@@ -30,6 +30,7 @@ constexpr guint kDefaultConnectTimeout = 10;      // s; ICE+DTLS takes well unde
 constexpr guint kDefaultAnswerTimeout = 30;       // s; a person answering a browser
 constexpr guint kDefaultUnconnectedBackoff = 60;  // s
 constexpr guint kDefaultMaxMlines = 16;
+constexpr guint kDefaultMaxTransports = 4;  // about 10 fds and 3 threads each
 constexpr guint kDefaultMaxSdpSize = 65536;
 constexpr guint kDefaultMaxCandidates = 64;
 constexpr guint kDefaultMaxCandidateSize = 512;
@@ -53,6 +54,7 @@ enum {
   PROP_ANSWER_TIMEOUT,
   PROP_UNCONNECTED_BACKOFF,
   PROP_MAX_MLINES,
+  PROP_MAX_TRANSPORTS,
   PROP_MAX_SDP_SIZE,
   PROP_MAX_CANDIDATES,
   PROP_MAX_CANDIDATE_SIZE,
@@ -79,6 +81,7 @@ constexpr UintField kLimitFields[] = {
     {PROP_ANSWER_TIMEOUT, &_GstWebRTCCall::answer_timeout},
     {PROP_UNCONNECTED_BACKOFF, &_GstWebRTCCall::unconnected_backoff},
     {PROP_MAX_MLINES, &_GstWebRTCCall::max_mlines},
+    {PROP_MAX_TRANSPORTS, &_GstWebRTCCall::max_transports},
     {PROP_MAX_SDP_SIZE, &_GstWebRTCCall::max_sdp_size},
     {PROP_MAX_CANDIDATES, &_GstWebRTCCall::max_candidates},
     {PROP_MAX_CANDIDATE_SIZE, &_GstWebRTCCall::max_candidate_size},
@@ -605,10 +608,15 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "Seconds a caller is refused as busy after its incoming calls held a slot for "
       "connect-timeout in total without connecting (0: never)",
       0, 86400, kDefaultUnconnectedBackoff, rw_playing);
-  properties[PROP_MAX_MLINES] = g_param_spec_uint(
-      "max-mlines", "Max m-lines",
-      "m-lines a remote description may have (webrtcbin builds a transport per unbundled one)", 1,
-      1024, kDefaultMaxMlines, rw_playing);
+  properties[PROP_MAX_MLINES] =
+      g_param_spec_uint("max-mlines", "Max m-lines",
+                        "m-lines a remote description may have (see also max-transports)", 1, 1024,
+                        kDefaultMaxMlines, rw_playing);
+  properties[PROP_MAX_TRANSPORTS] = g_param_spec_uint(
+      "max-transports", "Max transports",
+      "ICE/DTLS transports a remote description may need: its BUNDLE group counts one, each "
+      "active m-line outside it one (about 10 fds and 3 threads each)",
+      1, 1024, kDefaultMaxTransports, rw_playing);
   properties[PROP_MAX_SDP_SIZE] =
       g_param_spec_uint("max-sdp-size", "Max SDP size", "Bytes a remote description may have", 1024,
                         16 << 20, kDefaultMaxSdpSize, rw_playing);
@@ -709,6 +717,7 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->answer_timeout = kDefaultAnswerTimeout;
   self->unconnected_backoff = kDefaultUnconnectedBackoff;
   self->max_mlines = kDefaultMaxMlines;
+  self->max_transports = kDefaultMaxTransports;
   self->max_sdp_size = kDefaultMaxSdpSize;
   self->max_candidates = kDefaultMaxCandidates;
   self->max_candidate_size = kDefaultMaxCandidateSize;

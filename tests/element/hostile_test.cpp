@@ -120,9 +120,15 @@ const char* kFingerprint =
     "48:D3:56:D9:01:8D:1E:21:18:1F:54:89:F7:8B:A3:41:F3:E8:1D:01:63:95:AA:47:9B:9B:B2:F4:11:35:81:"
     "C5\r\n";
 
-// `mlines` audio m-lines without BUNDLE: webrtcbin builds a transport for each.
-std::string offer_with_mlines(unsigned mlines) {
+// `mlines` audio m-lines, without BUNDLE (webrtcbin builds a transport for each) or all in
+// one BUNDLE group.
+std::string offer_with_mlines(unsigned mlines, bool bundle = false) {
   std::string s = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+  if (bundle) {
+    s += "a=group:BUNDLE";
+    for (unsigned i = 0; i < mlines; ++i) s += " " + std::to_string(i);
+    s += "\r\n";
+  }
   s += kFingerprint;
   for (unsigned i = 0; i < mlines; ++i) {
     s += "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:" + std::to_string(i) +
@@ -275,17 +281,29 @@ TEST_F(Hostile, OfferWithHundredsOfUnbundledMlinesIsRefusedBeforeWebrtcbin) {
   EXPECT_TRUE(mallory.run_until([&] { return !mallory.hang_ups.empty(); }));
   EXPECT_EQ(mallory.hang_ups, std::vector<std::string>{"invalid-sdp"});
 
-  // 16 are allowed (the default) and answered.
-  count_messages(bob, "webrtccall-call-started", {{"peer", "mallory"}});  // the refused one's
-  mallory.send(offer_message("bob", offer_with_mlines(16)));
+  // Five unbundled need five transports: over max-transports (4).
+  mallory.hang_ups.clear();
+  mallory.send(offer_message("bob", offer_with_mlines(5)));
+  reason = ended(mallory, bob, "mallory");
+  EXPECT_NE(reason.find("max-transports is 4"), std::string::npos) << reason;
+  EXPECT_TRUE(mallory.run_until([&] { return !mallory.hang_ups.empty(); }));
+  EXPECT_EQ(mallory.hang_ups, std::vector<std::string>{"invalid-sdp"});
+
+  // 16 in one BUNDLE group (one transport) are allowed (the default) and answered.
+  count_messages(bob, "webrtccall-call-started", {{"peer", "mallory"}});  // the refused ones'
+  mallory.send(offer_message("bob", offer_with_mlines(16, true)));
   EXPECT_TRUE(wait_for(mallory, bob, "webrtccall-call-started", {{"peer", "mallory"}}));
+  // What one such call costs (a figure, not an assertion): a transport per m-line.
+  mallory.pump(1000);
+  std::printf("a 16 m-line bundled call: fds %d -> %d, threads %d -> %d\n", before.fds,
+              test::count_fds(), before.threads, test::count_threads());
   mallory.send(hang_up_message("bob"));
   EXPECT_EQ(ended(mallory, bob, "mallory"), "mallory hung up");
 
   // Over max-sdp-size, the size alone refuses it.
   mallory.hang_ups.clear();
-  mallory.send(
-      offer_message("bob", offer_with_mlines(16) + "a=x:" + std::string(210000, 'a') + "\r\n"));
+  mallory.send(offer_message(
+      "bob", offer_with_mlines(16, true) + "a=x:" + std::string(210000, 'a') + "\r\n"));
   reason = ended(mallory, bob, "mallory");
   EXPECT_NE(reason.find("max-sdp-size is 200000"), std::string::npos) << reason;
 
@@ -459,7 +477,10 @@ TEST_F(Hostile, CallThatNeverConnectsFreesTheOnlySlotAndItsCallerGetsBusy) {
   std::printf("the squatter's call ended after %.1f s: %s\n", took, reason.c_str());
   EXPECT_EQ(reason, "could not connect to mallory");
   EXPECT_LT(took, 3 + 2.5);  // connect-timeout, checked every second
-  // From now on mallory is busy for the backoff, and a real caller gets through.
+  // Mallory is told (the "timeout" hang-up); from now on it is busy for the backoff, and a
+  // real caller gets through.
+  EXPECT_TRUE(mallory.run_until([&] { return !mallory.hang_ups.empty(); }));
+  EXPECT_EQ(mallory.hang_ups, std::vector<std::string>{"timeout"});
   mallory.hang_ups.clear();
   mallory.send(offer);
   EXPECT_TRUE(mallory.run_until([&] { return !mallory.hang_ups.empty(); }));

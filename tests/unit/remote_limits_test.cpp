@@ -40,9 +40,16 @@ const char* kFingerprint =
     "48:D3:56:D9:01:8D:1E:21:18:1F:54:89:F7:8B:A3:41:F3:E8:1D:01:63:95:AA:47:9B:9B:B2:F4:11:35:81:"
     "C5\r\n";
 
-// A minimal offer: `mlines` audio m-lines, no BUNDLE (each its own transport).
-std::string offer_with_mlines(unsigned mlines, const std::string& extra_media = "") {
+// A minimal offer: `mlines` audio m-lines, without BUNDLE (each its own transport) or all in
+// one BUNDLE group.
+std::string offer_with_mlines(unsigned mlines, const std::string& extra_media = "",
+                              bool bundle = false) {
   std::string s = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+  if (bundle) {
+    s += "a=group:BUNDLE";
+    for (unsigned i = 0; i < mlines; ++i) s += " " + std::to_string(i);
+    s += "\r\n";
+  }
   s += kFingerprint;
   for (unsigned i = 0; i < mlines; ++i) {
     s += "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:" + std::to_string(i) +
@@ -100,13 +107,39 @@ TEST(RemoteSdp, RealBrowserOffersAreAccepted) {
 TEST(RemoteSdp, MlinesAreBounded) {
   RemoteLimits limits;
   EXPECT_EQ(limits.max_mlines, 16u);
-  EXPECT_EQ(check_remote_sdp(offer_with_mlines(16), limits), "");
-  EXPECT_TRUE(refused_with(offer_with_mlines(17), "max-mlines (16)", limits));
+  EXPECT_EQ(check_remote_sdp(offer_with_mlines(16, "", true), limits), "");
+  EXPECT_TRUE(refused_with(offer_with_mlines(17, "", true), "max-mlines (16)", limits));
   // The finding: 600 unbundled m-lines (fits in the server's 256 KiB message limit).
   limits.max_sdp_bytes = 1 << 20;
   EXPECT_TRUE(refused_with(offer_with_mlines(600), "max-mlines", limits));
   limits.max_mlines = 1;
   EXPECT_TRUE(refused_with(chromium(), "max-mlines (1)", limits));
+}
+
+TEST(RemoteSdp, TransportsAreBounded) {
+  // Each active m-line outside BUNDLE is a transport of its own (about 10 fds, 3 threads).
+  RemoteLimits limits;
+  EXPECT_EQ(limits.max_transports, 4u);
+  SdpView view;
+  EXPECT_EQ(check_remote_sdp(offer_with_mlines(4), limits, &view), "");
+  EXPECT_EQ(view.transports, 4u);
+  EXPECT_TRUE(refused_with(offer_with_mlines(5), "needing 5 transports", limits));
+  EXPECT_TRUE(refused_with(offer_with_mlines(5), "max-transports is 4", limits));
+  EXPECT_EQ(check_remote_sdp(offer_with_mlines(16, "", true), limits, &view), "");
+  EXPECT_EQ(view.transports, 1u);
+  EXPECT_EQ(check_remote_sdp(chromium(), limits, &view), "");
+  EXPECT_EQ(view.transports, 1u);
+  // A BUNDLE group of two and three m-lines outside it: four.
+  std::string mixed = replace(offer_with_mlines(5), "t=0 0\r\n", "t=0 0\r\na=group:BUNDLE 0 1\r\n");
+  EXPECT_EQ(check_remote_sdp(mixed, limits, &view), "");
+  EXPECT_EQ(view.transports, 4u);
+  // Rejected m-lines (port 0) need none.
+  std::string rejected = replace_all(offer_with_mlines(6), "m=audio 9", "m=audio 0");
+  rejected = replace(rejected, "m=audio 0", "m=audio 9");
+  EXPECT_EQ(check_remote_sdp(rejected, limits, &view), "");
+  EXPECT_EQ(view.transports, 1u);
+  limits.max_transports = 1;
+  EXPECT_TRUE(refused_with(offer_with_mlines(2), "max-transports is 1", limits));
 }
 
 TEST(RemoteSdp, SizeIsBounded) {
