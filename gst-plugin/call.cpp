@@ -411,6 +411,7 @@ void Call::remote_candidate(guint mline, const char* mid, const char* candidate)
   if (why.empty() && mline != G_MAXUINT && remote_mlines_ && mline >= remote_mlines_) {
     why = "no m-line " + std::to_string(mline);
   }
+  if (why.empty() && mid && strlen(mid) > 64) why = "sdpMid over 64 bytes";  // stored if pending
   if (!why.empty()) {
     if (candidate_log_.allow(now)) {
       GST_WARNING("call %u: candidate from %s refused: %s (and %u more)", id_, peer_.c_str(),

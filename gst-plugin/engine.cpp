@@ -109,6 +109,8 @@ Settings Engine::settings() const {
   s.remote_limits.max_candidate_bytes = element_->max_candidate_size;
   s.admission.rate_per_second = element_->offer_rate;
   s.admission.burst = element_->offer_burst;
+  s.admission.refusal_rate = element_->refusal_rate;
+  s.admission.refusal_burst = 4 * element_->refusal_rate;
   s.admission.connect_timeout_us = static_cast<gint64>(element_->connect_timeout) * G_USEC_PER_SEC;
   s.admission.backoff_us = static_cast<gint64>(element_->unconnected_backoff) * G_USEC_PER_SEC;
   s.output_encoded = element_->output_encoded;
@@ -350,8 +352,19 @@ void Engine::place_call(const std::string& peer) {
 
 bool Engine::accept_incoming(const std::string& peer) {
   Settings s = settings();
-  bool backoff = admission_.in_backoff(peer, g_get_monotonic_time());
-  if (calls_.size() >= s.max_calls || backoff) {
+  gint64 now = g_get_monotonic_time();
+  bool backoff = admission_.in_backoff(peer, now);
+  bool busy = calls_.size() >= s.max_calls || backoff;
+  if (busy && !admission_.refusal_allowed(now)) {
+    if (offer_drop_log_.allow(now)) {
+      GST_WARNING_OBJECT(element_,
+                         "refusing calls faster than refusal-rate: %s not answered "
+                         "(and %u more)",
+                         peer.c_str(), offer_drop_log_.suppressed());
+    }
+    return false;
+  }
+  if (busy) {
     if (backoff) {
       GST_INFO_OBJECT(element_, "refusing %s: its calls never connected (unconnected-backoff)",
                       peer.c_str());
@@ -364,6 +377,7 @@ bool Engine::accept_incoming(const std::string& peer) {
     return false;
   }
   if (!gst_webrtc_call_emit_incoming_call(element_, peer.c_str())) {
+    if (!admission_.refusal_allowed(now)) return false;
     gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "declined");
     post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
                            G_TYPE_STRING, "declined", nullptr));
@@ -424,7 +438,7 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
         !c->remote_description(type, sdp, error)) {
       GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                           ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
-      end_call(peer, error, "invalid-sdp");
+      end_call(peer, error, admission_.refusal_allowed(now) ? "invalid-sdp" : nullptr);
     }
     return;
   }

@@ -450,6 +450,22 @@ bool PeerAdmission::in_backoff(const std::string& peer, std::int64_t now_us) con
   return it != peers_.end() && it->second.backoff_until_us > now_us;
 }
 
+bool PeerAdmission::refusal_allowed(std::int64_t now_us) {
+  if (config_.refusal_rate <= 0 || config_.refusal_burst == 0) return true;
+  if (refusal_tokens_ < 0) {
+    refusal_tokens_ = config_.refusal_burst;
+  } else if (now_us > refusal_last_us_) {
+    refusal_tokens_ = std::min<double>(
+        config_.refusal_burst,
+        refusal_tokens_ +
+            config_.refusal_rate * static_cast<double>(now_us - refusal_last_us_) / 1e6);
+  }
+  refusal_last_us_ = std::max(refusal_last_us_, now_us);
+  if (refusal_tokens_ < 1) return false;
+  refusal_tokens_ -= 1;
+  return true;
+}
+
 bool LogThrottle::allow(std::int64_t now_us) {
   if (last_us_ >= 0 && now_us - last_us_ < interval_us_) {
     ++suppressed_;

@@ -63,6 +63,12 @@ struct AdmissionConfig {
   // (one timed-out call, or several cut short) is refused as busy for `backoff_us`.
   std::int64_t connect_timeout_us = 10'000'000;
   std::int64_t backoff_us = 60'000'000;
+  // Refusals (busy, declined, invalid-sdp) sent to all remote users together, per second,
+  // and their burst: beyond, offers are dropped unanswered. Many names flooding a busy
+  // pipeline would otherwise make the server throttle the pipeline's own connection (its
+  // default is 50 messages/s, burst 100).
+  double refusal_rate = 10;
+  unsigned refusal_burst = 40;
   // Remote users tracked at once; idle entries (full bucket, no backoff) are dropped first,
   // which loses nothing; beyond this the oldest go.
   std::size_t max_peers = 4096;
@@ -83,6 +89,8 @@ class PeerAdmission {
   void call_ended(const std::string& peer, bool connected, std::int64_t unconnected_us,
                   std::int64_t now_us);
   bool in_backoff(const std::string& peer, std::int64_t now_us) const;
+  // Whether a refusal may be sent now (spends a token of the shared refusal bucket).
+  bool refusal_allowed(std::int64_t now_us);
   std::size_t tracked() const { return peers_.size(); }
 
  private:
@@ -100,6 +108,8 @@ class PeerAdmission {
 
   AdmissionConfig config_;
   std::map<std::string, State> peers_;
+  double refusal_tokens_ = -1;  // -1: full, not started
+  std::int64_t refusal_last_us_ = 0;
   std::int64_t last_prune_us_ = 0;
 };
 

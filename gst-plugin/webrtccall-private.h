@@ -30,6 +30,7 @@ struct _GstWebRTCCall {
   guint max_candidate_size;
   guint offer_rate;
   guint offer_burst;
+  guint refusal_rate;
   gboolean output_encoded;
   gboolean upnp;
   GStrv ice_addresses;

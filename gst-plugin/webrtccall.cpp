@@ -36,6 +36,7 @@ constexpr guint kDefaultMaxCandidates = 64;
 constexpr guint kDefaultMaxCandidateSize = 512;
 constexpr guint kDefaultOfferRate = 5;  // per second
 constexpr guint kDefaultOfferBurst = 20;
+constexpr guint kDefaultRefusalRate = 10;  // per second, burst 4x: under the server's 50/s, 100
 
 enum {
   PROP_0,
@@ -60,6 +61,7 @@ enum {
   PROP_MAX_CANDIDATE_SIZE,
   PROP_OFFER_RATE,
   PROP_OFFER_BURST,
+  PROP_REFUSAL_RATE,
   PROP_OUTPUT_ENCODED,
   PROP_UPNP,
   PROP_ICE_ADDRESSES,
@@ -87,6 +89,7 @@ constexpr UintField kLimitFields[] = {
     {PROP_MAX_CANDIDATE_SIZE, &_GstWebRTCCall::max_candidate_size},
     {PROP_OFFER_RATE, &_GstWebRTCCall::offer_rate},
     {PROP_OFFER_BURST, &_GstWebRTCCall::offer_burst},
+    {PROP_REFUSAL_RATE, &_GstWebRTCCall::refusal_rate},
 };
 guint _GstWebRTCCall::*limit_field(guint prop_id) {
   for (const UintField& f : kLimitFields) {
@@ -636,6 +639,11 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       g_param_spec_uint("offer-burst", "Offer burst",
                         "Offers one remote user may send at once before offer-rate applies", 1,
                         10000, kDefaultOfferBurst, rw_playing);
+  properties[PROP_REFUSAL_RATE] = g_param_spec_uint(
+      "refusal-rate", "Refusal rate",
+      "Refusals (busy, declined, invalid-sdp) sent per second to all remote users together, "
+      "with a burst of four times as many; offers beyond are dropped unanswered (0: no limit)",
+      0, 1000, kDefaultRefusalRate, rw_playing);
   properties[PROP_OUTPUT_ENCODED] = g_param_spec_boolean(
       "output-encoded", "Output encoded",
       "Source pads give the received streams encoded (VP8/VP9/H.264/Opus), for recording "
@@ -723,6 +731,7 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->max_candidate_size = kDefaultMaxCandidateSize;
   self->offer_rate = kDefaultOfferRate;
   self->offer_burst = kDefaultOfferBurst;
+  self->refusal_rate = kDefaultRefusalRate;
   self->output_encoded = kDefaultOutputEncoded;
   self->upnp = kDefaultUpnp;
   self->signaller =

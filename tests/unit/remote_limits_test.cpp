@@ -424,6 +424,28 @@ TEST(PeerAdmission, TrackedPeersAreBounded) {
   EXPECT_LE(a.tracked(), 2u);
 }
 
+TEST(PeerAdmission, RefusalsToAllPeersTogetherAreBounded) {
+  AdmissionConfig c = config();
+  c.refusal_rate = 10;
+  c.refusal_burst = 40;
+  PeerAdmission a(c);
+  std::int64_t now = kSecond;
+  int sent = 0;
+  for (int i = 0; i < 1000; ++i) sent += a.refusal_allowed(now);
+  EXPECT_EQ(sent, 40);
+  EXPECT_FALSE(a.refusal_allowed(now + kSecond / 20));
+  EXPECT_TRUE(a.refusal_allowed(now + kSecond / 10));
+  // 0.9 s later, then ten seconds of flooding: what refilled meanwhile (9) and ten a second,
+  // far under the server's 50/s.
+  sent = 0;
+  for (int i = 0; i < 100'000; ++i) sent += a.refusal_allowed(now + kSecond + i * 100);
+  EXPECT_GE(sent, 9 + 99);
+  EXPECT_LE(sent, 9 + 100);
+  c.refusal_rate = 0;
+  PeerAdmission unlimited(c);
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(unlimited.refusal_allowed(now));
+}
+
 TEST(LogThrottle, OncePerIntervalCountingTheRest) {
   LogThrottle t(kSecond);
   EXPECT_TRUE(t.allow(0));
