@@ -496,6 +496,26 @@ TEST_F(Hostile, CallThatNeverConnectsFreesTheOnlySlotAndItsCallerGetsBusy) {
   EXPECT_TRUE(bob.errors().empty());
 }
 
+TEST_F(Hostile, RemoteThatNeverAnswersOurCallEndsAfterAnswerTimeout) {
+  // The other direction: bob calls mallory, who takes the offer and never answers. The ring
+  // time is answer-timeout (a person may take a while), not connect-timeout.
+  Peer bob("bob", server_.ws_url(), {.extra = "answer-timeout=3 connect-timeout=1"});
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  RawClient mallory(server_.ws_url(), "mallory");
+  ASSERT_TRUE(mallory.registered_with("bob"));
+  bob.call("mallory");
+  ASSERT_TRUE(wait_for(mallory, bob, "webrtccall-call-started", {{"peer", "mallory"}}));
+  auto start = std::chrono::steady_clock::now();
+  std::string reason = ended(mallory, bob, "mallory", 10000);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("unanswered call ended after %.1f s: %s\n", took, reason.c_str());
+  EXPECT_EQ(reason, "no answer from mallory");
+  EXPECT_GE(took, 2.5);  // not connect-timeout's 1 s
+  EXPECT_LT(took, 3 + 2.5);
+  EXPECT_TRUE(bob.errors().empty());
+}
+
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
