@@ -356,11 +356,11 @@ bool Engine::accept_incoming(const std::string& peer) {
   bool backoff = admission_.in_backoff(peer, now);
   bool busy = calls_.size() >= s.max_calls || backoff;
   if (busy && !admission_.refusal_allowed(now)) {
-    if (offer_drop_log_.allow(now)) {
+    if (remote_log_.allow(now)) {
       GST_WARNING_OBJECT(element_,
                          "refusing calls faster than refusal-rate: %s not answered "
                          "(and %u more)",
-                         peer.c_str(), offer_drop_log_.suppressed());
+                         peer.c_str(), remote_log_.suppressed());
     }
     return false;
   }
@@ -396,10 +396,10 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     gint64 now = g_get_monotonic_time();
     admission_.set_config(settings().admission);
     if (admission_.offer(peer, now) == PeerAdmission::Verdict::kRateLimited) {
-      if (offer_drop_log_.allow(now)) {
+      if (remote_log_.allow(now)) {
         GST_WARNING_OBJECT(element_,
                            "%s sends offers faster than offer-rate: dropped (and %u more)",
-                           peer.c_str(), offer_drop_log_.suppressed());
+                           peer.c_str(), remote_log_.suppressed());
       }
       return;
     }
@@ -414,8 +414,10 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
         GST_INFO_OBJECT(element_, "glare with %s: answering theirs", peer.c_str());
         end_call(peer, "glare: answering the call of " + peer + " instead", nullptr);
       } else {
-        GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
-                           peer.c_str());
+        if (remote_log_.allow(now)) {
+          GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
+                             peer.c_str());
+        }
         return;
       }
     } else if (!accept_incoming(peer)) {
@@ -443,7 +445,9 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     return;
   }
   if (it == calls_.end()) {
-    GST_WARNING_OBJECT(element_, "answer from %s, whom we did not call: ignored", peer.c_str());
+    if (remote_log_.allow(g_get_monotonic_time())) {
+      GST_WARNING_OBJECT(element_, "answer from %s, whom we did not call: ignored", peer.c_str());
+    }
     return;
   }
   std::string error;

@@ -136,7 +136,7 @@ class Engine {
   GSource* health_source_ = nullptr;
   std::set<std::string> no_redial_;  // peers that hung up on us or refused
   PeerAdmission admission_;          // offer rate and busy backoff per remote user
-  LogThrottle offer_drop_log_;
+  LogThrottle remote_log_;           // what remotes make us log: at most once a second
   unsigned peer_attempts_ = 0;
   GSource* peer_retry_source_ = nullptr;
   GSource* reconnect_source_ = nullptr;
