@@ -316,6 +316,7 @@ TEST_F(Hostile, FingerprintWithoutAHashIsRefusedByUsNotByWebrtcbin) {
   Peer bob("bob", server_.ws_url());
   ASSERT_TRUE(bob.play());
   ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  Usage before = warm_up(bob);
   RawClient mallory(server_.ws_url(), "mallory");
   ASSERT_TRUE(mallory.registered_with("bob"));
 
@@ -333,6 +334,9 @@ TEST_F(Hostile, FingerprintWithoutAHashIsRefusedByUsNotByWebrtcbin) {
   EXPECT_NE(reason.find("a=fingerprint without a hash refused"), std::string::npos) << reason;
   EXPECT_TRUE(mallory.run_until([&] { return !mallory.hang_ups.empty(); }));
   EXPECT_EQ(mallory.hang_ups, std::vector<std::string>{"invalid-sdp"});
+
+  real_call_works(bob);
+  expect_back_to(before, "after the fingerprint without a hash");
   EXPECT_TRUE(bob.errors().empty());
 }
 
