@@ -128,6 +128,19 @@ Settings Engine::settings() const {
   s.latency_ms = element_->latency;
   s.call_timeout_s = element_->call_timeout;
   s.max_reconnect_delay_s = element_->max_reconnect_delay;
+  s.connect_timeout_s = element_->connect_timeout;
+  s.answer_timeout_s = element_->answer_timeout;
+  s.remote_limits.max_mlines = element_->max_mlines;
+  s.remote_limits.max_transports = element_->max_transports;
+  s.remote_limits.max_sdp_bytes = element_->max_sdp_size;
+  s.remote_limits.max_candidates = element_->max_candidates;
+  s.remote_limits.max_candidate_bytes = element_->max_candidate_size;
+  s.admission.rate_per_second = element_->offer_rate;
+  s.admission.burst = element_->offer_burst;
+  s.admission.refusal_rate = element_->refusal_rate;
+  s.admission.refusal_burst = 4 * element_->refusal_rate;
+  s.admission.connect_timeout_us = static_cast<gint64>(element_->connect_timeout) * G_USEC_PER_SEC;
+  s.admission.backoff_us = static_cast<gint64>(element_->unconnected_backoff) * G_USEC_PER_SEC;
   s.output_encoded = element_->output_encoded;
   s.upnp = element_->upnp;
   for (char** a = element_->ice_addresses; a && *a; ++a) s.ice_addresses.emplace_back(*a);
@@ -379,14 +392,32 @@ void Engine::place_call(const std::string& peer) {
 
 bool Engine::accept_incoming(const std::string& peer) {
   Settings s = settings();
-  if (calls_.size() >= s.max_calls) {
-    GST_INFO_OBJECT(element_, "refusing %s: max-calls (%u) reached", peer.c_str(), s.max_calls);
+  gint64 now = g_get_monotonic_time();
+  bool backoff = admission_.in_backoff(peer, now);
+  bool busy = calls_.size() >= s.max_calls || backoff;
+  if (busy && !admission_.refusal_allowed(now)) {
+    if (remote_log_.allow(now)) {
+      GST_WARNING_OBJECT(element_,
+                         "refusing calls faster than refusal-rate: %s not answered "
+                         "(and %u more)",
+                         peer.c_str(), remote_log_.suppressed());
+    }
+    return false;
+  }
+  if (busy) {
+    if (backoff) {
+      GST_INFO_OBJECT(element_, "refusing %s: its calls never connected (unconnected-backoff)",
+                      peer.c_str());
+    } else {
+      GST_INFO_OBJECT(element_, "refusing %s: max-calls (%u) reached", peer.c_str(), s.max_calls);
+    }
     gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "busy");
     post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
                            G_TYPE_STRING, "busy", nullptr));
     return false;
   }
   if (!gst_webrtc_call_emit_incoming_call(element_, peer.c_str())) {
+    if (!admission_.refusal_allowed(now)) return false;
     gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "declined");
     post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
                            G_TYPE_STRING, "declined", nullptr));
@@ -400,6 +431,18 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
   auto type = static_cast<GstWebRTCSDPType>(type_i);
   auto it = calls_.find(peer);
   if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
+    // A flood of offers from one remote is dropped unanswered (answering each would get our
+    // own connection throttled by the server).
+    gint64 now = g_get_monotonic_time();
+    admission_.set_config(settings().admission);
+    if (admission_.offer(peer, now) == PeerAdmission::Verdict::kRateLimited) {
+      if (remote_log_.allow(now)) {
+        GST_WARNING_OBJECT(element_,
+                           "%s sends offers faster than offer-rate: dropped (and %u more)",
+                           peer.c_str(), remote_log_.suppressed());
+      }
+      return;
+    }
     if (it != calls_.end()) {
       Call& existing = *it->second;
       if (existing.offerer() && !existing.connected()) {
@@ -411,8 +454,10 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
         GST_INFO_OBJECT(element_, "glare with %s: answering theirs", peer.c_str());
         end_call(peer, "glare: answering the call of " + peer + " instead", nullptr);
       } else {
-        GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
-                           peer.c_str());
+        if (remote_log_.allow(now)) {
+          GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
+                             peer.c_str());
+        }
         return;
       }
     } else if (!accept_incoming(peer)) {
@@ -430,15 +475,19 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
                            "direction", G_TYPE_STRING, "incoming", nullptr));
     std::string error;
-    if (!c->start(error) || !c->remote_description(type, sdp, error)) {
+    // Checked before webrtcbin exists: a refused offer costs no transport.
+    if (!c->check_remote(sdp, error) || !c->start(error) ||
+        !c->remote_description(type, sdp, error)) {
       GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                           ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
-      end_call(peer, error, "invalid-sdp");
+      end_call(peer, error, admission_.refusal_allowed(now) ? "invalid-sdp" : nullptr);
     }
     return;
   }
   if (it == calls_.end()) {
-    GST_WARNING_OBJECT(element_, "answer from %s, whom we did not call: ignored", peer.c_str());
+    if (remote_log_.allow(g_get_monotonic_time())) {
+      GST_WARNING_OBJECT(element_, "answer from %s, whom we did not call: ignored", peer.c_str());
+    }
     return;
   }
   std::string error;
@@ -562,6 +611,10 @@ void Engine::end_call(std::string peer, const std::string& reason, const char* h
   if (it == calls_.end()) return;
   std::unique_ptr<Call> call = std::move(it->second);
   calls_.erase(it);
+  if (!call->offerer()) {
+    gint64 now = g_get_monotonic_time();
+    admission_.call_ended(peer, call->connected(), now - call->started_us(), now);
+  }
   {
     std::lock_guard lock(state_mutex_);
     calls_copy_.clear();

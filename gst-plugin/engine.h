@@ -16,6 +16,7 @@
 
 #include "backoff.h"
 #include "media.h"
+#include "remote-limits.h"
 #include "signaller.h"
 
 struct _GstWebRTCCall;
@@ -37,6 +38,10 @@ struct Settings {
   unsigned latency_ms = 50;
   unsigned call_timeout_s = 10;
   unsigned max_reconnect_delay_s = 30;
+  unsigned connect_timeout_s = 10;  // incoming: from the offer; outgoing: from the answer
+  unsigned answer_timeout_s = 30;   // an outgoing call waits this long for the answer
+  RemoteLimits remote_limits;
+  AdmissionConfig admission;
   bool output_encoded = false;
   bool upnp = false;
   std::vector<std::string> ice_addresses;
@@ -140,6 +145,8 @@ class Engine {
   std::map<unsigned, std::unique_ptr<Call>> dying_;  // being torn down
   GSource* health_source_ = nullptr;
   std::set<std::string> no_redial_;  // peers that hung up on us or refused
+  PeerAdmission admission_;          // offer rate and busy backoff per remote user
+  LogThrottle remote_log_;           // what remotes make us log: at most once a second
   unsigned peer_attempts_ = 0;
   GSource* peer_retry_source_ = nullptr;
   GSource* reconnect_source_ = nullptr;
