@@ -360,3 +360,78 @@ TEST(Router, TokenRequiredToRegister) {
   h.send(2, R"({"type":"username","name":"b"})");
   EXPECT_EQ(h.router.name_of(2), "b");
 }
+
+// A string `target` goes to that user only. When nobody of that name is online, nothing
+// reaches the sender's call partner, whatever the type: an offer is answered with hang-up
+// `user-unavailable`, a hang-up is dropped, anything else is refused with an error.
+TEST(Router, TargetNotOnlineIsNeverRedirectedToTheCallPartner) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.join(3, "carol");
+  h.send(1, kOffer);  // alice calls bob: bob is her only call partner
+  ASSERT_EQ(h.router.partners_of(1), std::set<ConnId>{2});
+  enum Back { kHangUp, kNothing, kError };
+  const std::pair<Back, const char*> cases[] = {
+      {kHangUp, R"({"type":"video-offer","target":"ghost","sdp":{"type":"offer","sdp":"v=0"}})"},
+      {kError, R"({"type":"video-answer","target":"ghost","sdp":{"type":"answer","sdp":"v=0"}})"},
+      {kError, R"({"type":"new-ice-candidate","target":"ghost","candidate":{"candidate":"c"}})"},
+      {kError, R"({"type":"new-ice-candidate","targetUsername":"ghost","candidate":null})"},
+      {kNothing, R"({"type":"hang-up","target":"ghost"})"},
+      {kError, R"({"type":"app-ping","target":"ghost","seq":1})"},
+  };
+  for (const auto& [expected, msg] : cases) {
+    Effects fx = h.send(1, msg);
+    EXPECT_TRUE(to(fx, 2).empty()) << msg << " reached the call partner";
+    EXPECT_TRUE(to(fx, 3).empty()) << msg;
+    EXPECT_EQ(fx.relayed, 0u) << msg;
+    auto back = to(fx, 1);
+    switch (expected) {
+      case kHangUp:
+        ASSERT_EQ(back.size(), 1u) << msg;
+        EXPECT_EQ(back[0].type, "hang-up");
+        EXPECT_EQ(relayed(back[0]).name, "ghost");
+        EXPECT_STREQ(json_object_get_string_member(relayed(back[0]).object.get(), "reason"),
+                     "user-unavailable");
+        break;
+      case kNothing:
+        EXPECT_TRUE(back.empty()) << msg;
+        break;
+      case kError:
+        EXPECT_EQ(error_code(fx, 1), "user-unavailable") << msg;
+        break;
+    }
+  }
+  // The offer to nobody did not pair alice with anyone else, nor end her call with bob.
+  EXPECT_EQ(h.router.partners_of(1), std::set<ConnId>{2});
+  // Targets of other JSON types are refused, never taken as "no target".
+  for (const char* msg : {
+           R"({"type":"new-ice-candidate","target":7,"candidate":{"candidate":"c"}})",
+           R"({"type":"video-answer","target":{"name":"bob"},"sdp":{"type":"answer","sdp":"v"}})",
+           R"({"type":"hang-up","target":["bob"]})",
+           R"({"type":"new-ice-candidate","target":true,"candidate":null})",
+       }) {
+    Effects fx = h.send(1, msg);
+    EXPECT_TRUE(to(fx, 2).empty()) << msg << " reached the call partner";
+    EXPECT_EQ(error_code(fx, 1), "wrong-type") << msg;
+  }
+  // The partner itself by name, and no target at all, still reach bob.
+  EXPECT_EQ(
+      to(h.send(1, R"({"type":"new-ice-candidate","target":"bob","candidate":null})"), 2).size(),
+      1u);
+  EXPECT_EQ(to(h.send(1, R"({"type":"new-ice-candidate","candidate":null})"), 2).size(), 1u);
+}
+
+// Once the partner left, an untargeted message has nowhere to go; it does not go to whoever
+// registers the partner's name next.
+TEST(Router, UntargetedAfterThePartnerLeftReachesNobody) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.send(1, kOffer);
+  h.disconnect(2);
+  h.join(3, "bob");
+  Effects fx = h.send(1, R"({"type":"new-ice-candidate","candidate":{"candidate":"c"}})");
+  EXPECT_TRUE(to(fx, 3).empty());
+  EXPECT_EQ(error_code(fx, 1), "no-target");
+}
