@@ -780,6 +780,24 @@ long ServerProcess::RssKiB() const {
   return -1;
 }
 
+long ServerProcess::PeakRssKiB() const {
+  if (pid_ <= 0) return -1;
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmHWM:")) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+bool ServerProcess::ResetPeakRss() const {
+  if (pid_ <= 0) return false;
+  std::ofstream out("/proc/" + std::to_string(pid_) + "/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
 double ServerProcess::Metric(const std::string& sample) {
   HttpResponse r = HttpGet(port_, "/metrics");
   if (r.status != 200) return -1;

@@ -212,6 +212,11 @@ class ServerProcess {
   std::string Log() const;
   // VmRSS from /proc/PID/status, in KiB; -1 when unavailable.
   long RssKiB() const;
+  // Peak resident memory (VmHWM), in KiB; -1 when unavailable. ResetPeakRss() sets the peak
+  // to the current RSS (writes "5" to /proc/PID/clear_refs), so that a later PeakRssKiB()
+  // shows what a transfer needed at its worst, even if it was freed by then.
+  long PeakRssKiB() const;
+  bool ResetPeakRss() const;
   // The value of a Prometheus sample line `name` (with labels, e.g.
   // `webrtc_call_messages_refused_total{reason="malformed"}`) from GET /metrics; -1 if absent.
   double Metric(const std::string& sample);
