@@ -253,3 +253,23 @@ TEST(Parse, DepthLimitIsExactForTheDefaultAndAConfiguredLimit) {
     EXPECT_EQ(std::get<protocol::Error>(over).code, ErrorCode::kTooDeep);
   }
 }
+
+// The size limit exactly: a message of max_message_bytes passes, one byte more is refused.
+TEST(Parse, SizeLimitIsExactForTheDefaultAndAConfiguredLimit) {
+  protocol::Limits defaults;
+  ASSERT_EQ(defaults.max_message_bytes, 262144u);  // README: --max-message-size 262144
+  for (std::size_t limit : {defaults.max_message_bytes, std::size_t{100}, std::size_t{4096}}) {
+    protocol::Limits l;
+    l.max_message_bytes = limit;
+    const std::string head = R"({"type":"message","text":")", tail = "\"}";
+    std::string at = head + std::string(limit - head.size() - tail.size(), 'a') + tail;
+    ASSERT_EQ(at.size(), limit);
+    auto ok_at = protocol::parse_client(at, l);
+    EXPECT_TRUE(std::holds_alternative<protocol::ClientMessage>(ok_at))
+        << limit << " bytes refused under a limit of " << limit;
+    auto over = protocol::parse_client(head + "a" + at.substr(head.size()), l);
+    ASSERT_TRUE(std::holds_alternative<protocol::Error>(over))
+        << limit + 1 << " bytes accepted under a limit of " << limit;
+    EXPECT_EQ(std::get<protocol::Error>(over).code, ErrorCode::kTooLarge);
+  }
+}

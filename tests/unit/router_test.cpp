@@ -435,3 +435,74 @@ TEST(Router, UntargetedAfterThePartnerLeftReachesNobody) {
   EXPECT_TRUE(to(fx, 3).empty());
   EXPECT_EQ(error_code(fx, 1), "no-target");
 }
+
+// A user who just left, a call that just ended: messages refused for these races are never
+// counted towards --max-bad-messages, however many; garbage still is.
+TEST(Router, RacesAreNeverCountedAsAbuse) {
+  RouterConfig config;
+  config.max_bad_messages = 3;
+  Harness h(config);
+  h.join(1, "alice");
+  for (int i = 0; i < 20; ++i) {
+    Effects fx =
+        h.send(1, R"({"type":"new-ice-candidate","target":"gone","candidate":{"candidate":"c"}})");
+    EXPECT_EQ(error_code(fx, 1), "user-unavailable");
+    EXPECT_TRUE(fx.closes.empty()) << "closed after " << i + 1 << " messages to a user who left";
+    fx = h.send(1, R"({"type":"new-ice-candidate","candidate":{"candidate":"c"}})");
+    EXPECT_EQ(error_code(fx, 1), "no-target");
+    EXPECT_TRUE(fx.closes.empty()) << "closed after " << i + 1 << " candidates of an ended call";
+    h.now_us += 100'000;  // within the rate limit
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(h.send(1, "garbage").closes.empty());
+  EXPECT_FALSE(h.send(1, "garbage").closes.empty());
+}
+
+// One rate-limit error per burst of refusals: the next burst, after messages went through
+// again, gets its own.
+TEST(Router, EveryBurstOfRefusalsGetsItsError) {
+  RouterConfig config;
+  config.max_messages_per_second = 5;
+  config.burst = 5;
+  Harness h(config);
+  h.join(1, "alice");
+  h.join(2, "bob");
+  for (int burst = 0; burst < 3; ++burst) {
+    int errors = 0, relayed_count = 0;
+    for (int i = 0; i < 10; ++i) {
+      Effects fx = h.send(1, R"({"type":"app","target":"bob"})");
+      errors += error_code(fx, 1) == "rate-limited";
+      relayed_count += static_cast<int>(fx.relayed);
+    }
+    EXPECT_EQ(errors, 1) << "burst " << burst;
+    EXPECT_GE(relayed_count, 4) << "burst " << burst;
+    h.now_us += 1'000'000;
+  }
+}
+
+TEST(Router, UnregisteredCannotChat) {
+  Harness h;
+  h.join(2, "bob");
+  h.connect(1);
+  Effects fx = h.send(1, R"({"type":"message","text":"hi"})");
+  EXPECT_EQ(error_code(fx, 1), "unregistered");
+  EXPECT_TRUE(to(fx, 2).empty());
+  EXPECT_EQ(fx.relayed, 0u);
+}
+
+// A hang-up without a target goes to the call partner and ends the pairing, like a targeted one.
+TEST(Router, UntargetedHangUpEndsTheCall) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.send(1, kOffer);
+  Effects fx = h.send(2, R"({"type":"hang-up"})");
+  auto msgs = to(fx, 1);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "hang-up");
+  EXPECT_EQ(relayed(msgs[0]).name, "bob");
+  EXPECT_TRUE(h.router.partners_of(1).empty());
+  EXPECT_TRUE(h.router.partners_of(2).empty());
+  // With the call over, a second one has nowhere to go and is dropped without an error.
+  fx = h.send(2, R"({"type":"hang-up"})");
+  EXPECT_TRUE(fx.sends.empty());
+}
