@@ -506,3 +506,20 @@ TEST(Router, UntargetedHangUpEndsTheCall) {
   fx = h.send(2, R"({"type":"hang-up"})");
   EXPECT_TRUE(fx.sends.empty());
 }
+
+// The bucket refills up to --max-burst and no further: a client silent for an hour may send
+// one burst at once, not an hour's worth.
+TEST(Router, IdleTimeSavesAtMostOneBurst) {
+  RouterConfig config;
+  config.max_messages_per_second = 5;
+  config.burst = 10;
+  Harness h(config);
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.now_us += 3600LL * 1'000'000;
+  int relayed_count = 0;
+  for (int i = 0; i < 100; ++i) {
+    relayed_count += static_cast<int>(h.send(1, R"({"type":"app","target":"bob"})").relayed);
+  }
+  EXPECT_EQ(relayed_count, 10);
+}
