@@ -316,6 +316,50 @@ TEST_F(ElementRules, UpnpAndLatencyReachTheCallsWebrtcbinAndIceAgent) {
   EXPECT_TRUE(b.upnp) << "upnp=true did not reach the ICE agent";
 }
 
+// The peer property redials a call that failed, not one the peer refused: a declined call is
+// not placed again (the first redial would come 1 s later), a busy one is, once the peer is
+// free.
+TEST_F(ElementRules, PeerDoesNotRedialAPeerWhoDeclined) {
+  Peer bob("bob", "unused", {.extra = "auto-answer=false", .fake_signaller = true});
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  Peer alice("alice", "unused", {.peer = "bob", .fake_signaller = true});
+  ASSERT_TRUE(alice.play());
+  GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
+  ASSERT_TRUE(ended) << describe_log();
+  EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "bob declined the call");
+  gst_structure_free(ended);
+  ASSERT_TRUE(
+      bob.wait_message("webrtccall-call-refused", {{"peer", "alice"}, {"reason", "declined"}}));
+  // A redial would be refused again within a few seconds (1 s, then 2 s).
+  EXPECT_FALSE(bob.wait_message("webrtccall-call-refused", {{"peer", "alice"}}, 3500))
+      << "alice called bob again after he declined" << describe_log();
+  EXPECT_EQ(sent("offer", "alice").size(), 1u) << describe_log();
+}
+
+TEST_F(ElementRules, PeerRedialsABusyPeerOnceItIsFree) {
+  Peer bob("bob", "unused", {.fake_signaller = true});
+  Peer carol("carol", "unused", {.fake_signaller = true});
+  for (Peer* p : {&bob, &carol}) {
+    ASSERT_TRUE(p->play());
+    ASSERT_TRUE(p->wait_message("webrtccall-registered", {}));
+  }
+  carol.call("bob");
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-connected", {{"peer", "carol"}}));
+  Peer alice("alice", "unused", {.peer = "bob", .fake_signaller = true});
+  ASSERT_TRUE(alice.play());
+  GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
+  ASSERT_TRUE(ended) << describe_log();
+  EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "bob is busy");
+  gst_structure_free(ended);
+  carol.hang_up("bob");
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-ended", {{"peer", "carol"}}));
+  // Redialed by itself (1 s, 2 s, 4 s ... after the busy), and this time answered.
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}, 20000))
+      << describe_log();
+  EXPECT_TRUE(received(bob, 5, 5));
+}
+
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
