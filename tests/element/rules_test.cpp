@@ -360,6 +360,29 @@ TEST_F(ElementRules, PeerRedialsABusyPeerOnceItIsFree) {
   EXPECT_TRUE(received(bob, 5, 5));
 }
 
+// After a deliberate hang-up the peer property does not redial, until the peer went offline
+// and came back: then it is called again.
+TEST_F(ElementRules, PeerIsCalledAgainAfterAHangUpOnlyOnceItCameBack) {
+  Peer alice("alice", "unused", {.peer = "bob", .fake_signaller = true});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(alice.wait_message("webrtccall-registered", {}));
+  {
+    Peer bob("bob", "unused", {.fake_signaller = true});
+    ASSERT_TRUE(bob.play());
+    ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}));
+    ASSERT_TRUE(bob.wait_message("webrtccall-call-started", {{"peer", "alice"}}));  // this call
+    alice.hang_up("bob");
+    ASSERT_TRUE(bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}}));
+    EXPECT_FALSE(bob.wait_message("webrtccall-call-started", {{"peer", "alice"}}, 2500))
+        << "redialed after a deliberate hang-up" << describe_log();
+  }  // bob goes offline
+  Peer bob_again("bob", "unused", {.fake_signaller = true});
+  ASSERT_TRUE(bob_again.play());
+  ASSERT_TRUE(bob_again.wait_message("webrtccall-call-connected", {{"peer", "alice"}}, 20000))
+      << "bob came back and was not called" << describe_log();
+  EXPECT_EQ(sent("offer", "alice").size(), 2u) << describe_log();
+}
+
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
