@@ -4,7 +4,8 @@
 #   tests/browser/run.sh SERVER-BINARY WEB-ROOT [TEST]
 # (TEST reconnect.test.mjs: the server dies under a call and comes back; the pages reconnect.)
 # (TEST glare.test.mjs: a page and a pipeline call each other at once; needs what
-# element.test.mjs needs.)
+# element.test.mjs needs. TEST spoof.test.mjs: a third user's hang-ups, answers, candidates and
+# offer do not disturb a call between two pages.)
 # TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
 # or element.test.mjs (pages and gst-launch-1.0 pipelines with the webrtccall element call
 # each other; needs gst-launch-1.0 and GST_PLUGIN_PATH with the built plugin).
@@ -23,7 +24,7 @@ if [ $# -lt 2 ] || [ $# -gt 3 ]; then
 fi
 test_script=${3:-call.test.mjs}
 case $test_script in
-  call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs) ;;
+  call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs) ;;
   *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
 esac
 
