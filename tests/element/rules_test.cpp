@@ -383,6 +383,24 @@ TEST_F(ElementRules, PeerIsCalledAgainAfterAHangUpOnlyOnceItCameBack) {
   EXPECT_EQ(sent("offer", "alice").size(), 2u) << describe_log();
 }
 
+// Calling oneself is refused without a call: no webrtccall-call-started, no offer. (The
+// signaling thread handles calls in order: once the call to bob is up, the one to alice
+// herself was handled.)
+TEST_F(ElementRules, CallingYourselfStartsNoCall) {
+  Peer alice("alice", "unused", {.extra = "max-calls=2", .fake_signaller = true});
+  Peer bob("bob", "unused", {.fake_signaller = true});
+  for (Peer* p : {&alice, &bob}) {
+    ASSERT_TRUE(p->play());
+    ASSERT_TRUE(p->wait_message("webrtccall-registered", {}));
+  }
+  alice.call("alice");
+  alice.call("bob");
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}));
+  EXPECT_FALSE(alice.has_message("webrtccall-call-started", {{"peer", "alice"}}));
+  EXPECT_TRUE(sent("offer", "alice", "alice").empty()) << describe_log();
+  EXPECT_EQ(alice.calls(), std::vector<std::string>{"bob"});
+}
+
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
