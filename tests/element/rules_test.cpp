@@ -401,6 +401,46 @@ TEST_F(ElementRules, CallingYourselfStartsNoCall) {
   EXPECT_EQ(alice.calls(), std::vector<std::string>{"bob"});
 }
 
+// An offer whose only fingerprint line carries no hash: webrtcbin 1.22 takes it, so the
+// element's own check must refuse it, with its reason, before any DTLS (the caller is told
+// invalid-sdp). With that check off, the call went on to fail later, at DTLS, as a mismatch.
+TEST_F(ElementRules, OfferWithAHashlessFingerprintIsRefusedByTheElement) {
+  for (const char* replacement : {"a=fingerprint:sha-256", "a=fingerprint:sha-256 "}) {
+    SCOPED_TRACE(replacement);
+    test::fake_hub_reset();
+    test::fake_hub_set_tamper(
+        [replacement](const std::string& from, const std::string&, const std::string& sdp) {
+          if (from != "alice") return sdp;
+          std::istringstream in(sdp);
+          std::string line, out;
+          while (std::getline(in, line)) {
+            if (line.rfind("a=fingerprint:", 0) == 0) line = std::string(replacement) + "\r";
+            out += line + "\n";
+          }
+          return out;
+        });
+    Peer bob("bob", "unused", {.fake_signaller = true});
+    ASSERT_TRUE(bob.play());
+    ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+    Peer alice("alice", "unused", {.fake_signaller = true});
+    ASSERT_TRUE(alice.play());
+    ASSERT_TRUE(alice.wait_message("webrtccall-registered", {}));
+    alice.call("bob");
+    GstStructure* ended = bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}});
+    ASSERT_TRUE(ended) << describe_log();
+    std::string reason = gst_structure_get_string(ended, "reason");
+    gst_structure_free(ended);
+    EXPECT_NE(reason.find("without a=fingerprint"), std::string::npos) << reason;
+    std::vector<HubMessage> hang_ups = sent("hang-up", "bob", "alice");
+    ASSERT_EQ(hang_ups.size(), 1u) << describe_log();
+    EXPECT_EQ(hang_ups[0].detail, "invalid-sdp");
+    EXPECT_TRUE(sent("answer", "bob").empty()) << describe_log();
+    EXPECT_FALSE(bob.has_message("webrtccall-call-connected", {}));
+    EXPECT_TRUE(bob.calls().empty());
+    EXPECT_TRUE(bob.errors().empty());
+  }
+}
+
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
