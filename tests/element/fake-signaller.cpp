@@ -16,6 +16,7 @@ struct Hub {
   std::mutex mutex;
   std::map<std::string, TestFakeSignaller*> members;
   test::SdpTamper tamper;
+  test::DescriptionHook after_description;
 };
 Hub& hub() {
   static Hub h;
@@ -112,10 +113,16 @@ void fake_send_description(GstWebRTCCallSignaller* signaller, const gchar* peer,
     tamper = hub().tamper;
   }
   if (tamper) sdp = tamper(*self->name, peer, sdp);
-  std::string from = *self->name;
+  std::string from = *self->name, to = peer;
   GstWebRTCSDPType type = desc->type;
-  deliver(peer, [from, type, sdp](GstWebRTCCallSignaller* s) {
+  deliver(peer, [from, to, type, sdp](GstWebRTCCallSignaller* s) {
     gst_webrtc_call_signaller_emit_description(s, from.c_str(), type, sdp.c_str());
+    test::DescriptionHook hook;
+    {
+      std::lock_guard lock(hub().mutex);
+      hook = hub().after_description;
+    }
+    if (hook) hook(from, to, type);
   });
 }
 
@@ -174,9 +181,15 @@ void fake_hub_set_tamper(SdpTamper tamper) {
   hub().tamper = std::move(tamper);
 }
 
+void fake_hub_set_after_description(DescriptionHook hook) {
+  std::lock_guard lock(hub().mutex);
+  hub().after_description = std::move(hook);
+}
+
 void fake_hub_reset() {
   std::lock_guard lock(hub().mutex);
   hub().tamper = nullptr;
+  hub().after_description = nullptr;
 }
 
 TestFakeSignaller* fake_signaller_new() {
