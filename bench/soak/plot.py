@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""Plots the CSV samples of bench/soak's programs (cycle,seconds,threads,fds,rss_kib) as PNG.
+
+    bench/soak/plot.py OUT.png TITLE FILE.csv
+
+Three panels over the cycle number: threads, fds and RSS (MiB). The last row of a CSV is the
+sample taken after settling; it is drawn as a marker. Needs python3-matplotlib (Debian).
+"""
+import csv
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out, title, path = sys.argv[1:]
+    with open(path, newline="") as f:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    if len(rows) < 2:
+        print(f"{path}: fewer than two samples", file=sys.stderr)
+        return 1
+    run, settled = rows[:-1], rows[-1]
+    cycles = [r["cycle"] for r in run]
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True)
+    for ax, key, label, scale in ((axes[0], "threads", "threads", 1),
+                                  (axes[1], "fds", "open fds", 1),
+                                  (axes[2], "rss_kib", "RSS (MiB)", 1 / 1024)):
+        ax.plot(cycles, [r[key] * scale for r in run], lw=1.2, label="during the run")
+        ax.axhline(run[0][key] * scale, color="grey", ls="--", lw=0.8, label="baseline")
+        ax.plot([settled["cycle"]], [settled[key] * scale], "o", color="tab:red",
+                label="after settling")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        lo = min(r[key] * scale for r in rows)
+        ax.set_ylim(bottom=0 if key != "rss_kib" else lo * 0.9)
+    axes[0].legend(loc="upper left", fontsize=8)
+    axes[-1].set_xlabel("cycle")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
