@@ -3,12 +3,14 @@
 // webrtccall pipeline that answers by itself) CYCLES times. Even cycles wait until the remote
 // video plays (15 frames decoded after the first), odd ones hang up 0-290 ms after the click.
 // Prints "cycle N" once the page is idle again after cycle N; call-soak counts those lines.
+// After every PAUSE-EVERY-th cycle it waits 2.5 s, while call-soak takes a sample.
 // Run inside call-soak's network namespace (it starts this script):
-//   node bench/soak/browser-soak.mjs http://127.0.0.1:PORT/ TARGET CYCLES
+//   node bench/soak/browser-soak.mjs http://127.0.0.1:PORT/ TARGET CYCLES [PAUSE-EVERY]
 import * as web from "../../tests/browser/web-client.mjs";
 
-const [url, target, cyclesArg] = process.argv.slice(2);
+const [url, target, cyclesArg, pauseArg] = process.argv.slice(2);
 const cycles = Number(cyclesArg);
+const pauseEvery = Number(pauseArg || 0);
 if (!url || !target || !(cycles > 0)) {
   console.error("usage: node browser-soak.mjs SERVER-URL TARGET CYCLES");
   process.exit(2);
@@ -17,7 +19,7 @@ if (!url || !target || !(cycles > 0)) {
 const limit = setTimeout(() => {
   console.error(`browser-soak: over the time limit (${cycles * 20 + 60} s)`);
   process.exit(3);
-}, (cycles * 20 + 60) * 1000);
+}, (cycles * 23 + 60) * 1000);
 
 const REMOTE_VIDEO = '[data-testid="remote-video"]';
 const browser = await web.launchChromium();
@@ -44,6 +46,7 @@ try {
     await page.waitForFunction((sel) => document.querySelector(sel).srcObject === null,
                                REMOTE_VIDEO, {timeout: web.STEP_TIMEOUT_MS, polling: 20});
     console.log(`cycle ${i + 1}`);
+    if (pauseEvery > 0 && (i + 1) % pauseEvery === 0) await page.waitForTimeout(2500);
   }
 } catch (err) {
   console.error(`browser-soak: ${err.message}`);

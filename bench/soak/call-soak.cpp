@@ -215,8 +215,13 @@ class Pipeline {
       self->cond_.notify_all();
     } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
       GError* err = nullptr;
-      gst_message_parse_error(msg, &err, nullptr);
-      std::fprintf(stderr, "[%s] ERROR %s\n", self->name_.c_str(), err->message);
+      gchar* debug = nullptr;
+      gst_message_parse_error(msg, &err, &debug);
+      gchar* path = gst_object_get_path_string(GST_MESSAGE_SRC(msg));
+      std::fprintf(stderr, "[%s] ERROR from %s: %s (%s)\n", self->name_.c_str(), path, err->message,
+                   debug ? debug : "");
+      g_free(path);
+      g_free(debug);
       g_error_free(err);
       std::lock_guard lock(self->mutex_);
       ++self->errors_;
@@ -270,7 +275,20 @@ void settle(double timeout_s) {
 // A sample of this process; what the allocator keeps cached is not held by the pipelines.
 soak::Sample sample_self(double t0, int cycle) {
   malloc_trim(0);
-  return soak::sample(0, t0, cycle);
+  soak::Sample s = soak::sample(0, t0, cycle);
+  s.heap_kib = static_cast<long>(mallinfo2().uordblks / 1024);
+  return s;
+}
+
+void print_after(const soak::Sample& base, const soak::Sample& after, int webrtcbins) {
+  long rss = after.rss_kib - base.rss_kib, heap = after.heap_kib - base.heap_kib;
+  std::printf(
+      "  after settling, against the baseline: threads %d (was %d) %s, fds %d (was %d) %s, "
+      "RSS %+ld KiB %s (4 MiB allowed), heap in use %+ld KiB; webrtcbins left: %d %s\n",
+      after.threads, base.threads, after.threads <= base.threads ? "[back]" : "[NOT BACK]",
+      after.fds, base.fds, after.fds <= base.fds ? "[back]" : "[NOT BACK]", rss,
+      rss < 4096 ? "[back]" : "[NOT BACK]", heap, webrtcbins,
+      webrtcbins == 0 ? "[none]" : "[LEFT]");
 }
 
 // One cycle with another pipeline; false when a wait timed out.
@@ -356,7 +374,10 @@ int main(int argc, char** argv) {
           break;
         }
         done = i;
-        if (i % o.every == 0) samples.push_back(sample_self(t0, i));
+        if (i % o.every == 0) {
+          settle(3);  // the calls just ended finish in the background
+          samples.push_back(sample_self(t0, i));
+        }
         if (i % 100 == 0) {
           std::printf("  %d cycles, %.0f s\n", i, soak::now_s() - t0);
           std::fflush(stdout);
@@ -373,14 +394,7 @@ int main(int argc, char** argv) {
       (void)back;
       soak::Sample after = sample_self(t0, done);
       soak::print_series("this process (soak and remote)", samples);
-      std::printf(
-          "  after settling: threads %d (%s), fds %d (%s), RSS %+ld KiB vs the baseline "
-          "(%s, 4 MiB allowed); webrtcbins left: soak %d, remote %d (%s)\n",
-          after.threads, after.threads <= baseline.threads ? "[back]" : "[NOT BACK]", after.fds,
-          after.fds <= baseline.fds ? "[back]" : "[NOT BACK]", after.rss_kib - baseline.rss_kib,
-          after.rss_kib - baseline.rss_kib < 4096 ? "[back]" : "[NOT BACK]", soak_p.webrtcbins(),
-          remote.webrtcbins(),
-          soak_p.webrtcbins() + remote.webrtcbins() == 0 ? "[none]" : "[LEFT]");
+      print_after(baseline, after, soak_p.webrtcbins() + remote.webrtcbins());
       samples.push_back(after);
       if (soak_p.errors() || remote.errors()) status = 1;
     } else {
@@ -388,8 +402,8 @@ int main(int argc, char** argv) {
       // A first run of 2 cycles warms up the pipeline (and Chromium's profile is its own).
       auto run_browser = [&](int cycles, bool measure) -> bool {
         std::string script = std::string(SOAK_SOURCE_DIR) + "/bench/soak/browser-soak.mjs";
-        std::string cmd =
-            "node " + script + " " + server.http_url() + " soak " + std::to_string(cycles);
+        std::string cmd = "node " + script + " " + server.http_url() + " soak " +
+                          std::to_string(cycles) + " " + std::to_string(o.every);
         FILE* node = popen(cmd.c_str(), "r");
         if (!node) return false;
         char line[512];
@@ -402,7 +416,10 @@ int main(int argc, char** argv) {
             soak_p.forget_messages();
             if (measure) {
               done = seen;
-              if (seen % o.every == 0) samples.push_back(sample_self(t0, seen));
+              if (seen % o.every == 0) {
+                settle(2);  // the page waits 2.5 s after these cycles
+                samples.push_back(sample_self(t0, seen));
+              }
               if (seen % 20 == 0) {
                 std::printf("  %d cycles, %.0f s\n", seen, soak::now_s() - t0);
                 std::fflush(stdout);
@@ -435,13 +452,7 @@ int main(int argc, char** argv) {
           20);
       soak::Sample after = sample_self(t0, done);
       soak::print_series("this process (the pipeline soak)", samples);
-      std::printf(
-          "  after settling: threads %d (%s), fds %d (%s), RSS %+ld KiB vs the baseline "
-          "(%s, 4 MiB allowed); webrtcbins left: %d (%s)\n",
-          after.threads, after.threads <= baseline.threads ? "[back]" : "[NOT BACK]", after.fds,
-          after.fds <= baseline.fds ? "[back]" : "[NOT BACK]", after.rss_kib - baseline.rss_kib,
-          after.rss_kib - baseline.rss_kib < 4096 ? "[back]" : "[NOT BACK]", soak_p.webrtcbins(),
-          soak_p.webrtcbins() == 0 ? "[none]" : "[LEFT]");
+      print_after(baseline, after, soak_p.webrtcbins());
       samples.push_back(after);
       if (soak_p.errors()) status = 1;
     }

@@ -4,8 +4,10 @@
 // samples as CSV (--csv) for bench/soak/plot.py. Not a test: it judges nothing but prints
 // [flat] / [GROWS] next to the figures; it exits 1 only when the run itself went wrong (the
 // server did not start or died, a cycle timed out).
-//   signaling-soak [--cycles 10000] [--parallel 8] [--every 100] [--csv FILE]
+//   signaling-soak [--cycles 10000] [--parallel 8] [--every 100] [--names N] [--csv FILE]
 //                  [--server PATH] [--timeout 600]
+// --names N: the names soak-0 .. soak-(N-1) in turn (N >= --parallel, or names are taken);
+// by default every cycle registers a name never used before.
 // A cycle: a client connects (the json subprotocol), gets its id, sends `username` with a
 // name of its own, waits for the user list that holds that name (registered), then closes
 // the WebSocket cleanly and waits for the close to complete. --parallel clients cycle at once.
@@ -25,6 +27,7 @@ namespace {
 
 struct Options {
   int cycles = 10000, parallel = 8, every = 100;
+  int names = 0;  // distinct names, reused in turn; 0: a new name every cycle
   unsigned timeout_s = 600;
   std::string csv, server = SOAK_SERVER;
 };
@@ -46,6 +49,8 @@ Options parse(int argc, char** argv) {
       o.parallel = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--every") {
       o.every = std::max(1, std::atoi(value().c_str()));
+    } else if (a == "--names") {
+      o.names = std::max(0, std::atoi(value().c_str()));
     } else if (a == "--csv") {
       o.csv = value();
     } else if (a == "--server") {
@@ -54,7 +59,7 @@ Options parse(int argc, char** argv) {
       o.timeout_s = static_cast<unsigned>(std::atoi(value().c_str()));
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--cycles N] [--parallel N] [--every N] [--csv FILE] "
+                   "usage: %s [--cycles N] [--parallel N] [--every N] [--names N] [--csv FILE] "
                    "[--server PATH] [--timeout S]\n",
                    argv[0]);
       std::exit(2);
@@ -92,7 +97,8 @@ int main(int argc, char** argv) {
   std::vector<Slot> slots(static_cast<std::size_t>(o.parallel));
   auto start = [&](Slot& s) {
     s = Slot{};
-    s.name = "soak-" + std::to_string(started++);
+    s.name = "soak-" + std::to_string(o.names ? started % o.names : started);
+    ++started;
     s.started = soak::now_s();
     Slot* sp = &s;
     s.client = std::make_unique<signaling::Client>(

@@ -132,6 +132,7 @@ struct Sample {
   int cycle = 0;
   int threads = 0, fds = 0;
   long rss_kib = 0;
+  long heap_kib = -1;  // malloc's bytes in use (mallinfo2), this process only
 };
 
 inline Sample sample(pid_t pid, double t0, int cycle) {
@@ -177,9 +178,11 @@ inline void print_series(const char* what, const std::vector<Sample>& v) {
       {"threads", "", [](const Sample& s) { return static_cast<double>(s.threads); }},
       {"fds", "", [](const Sample& s) { return static_cast<double>(s.fds); }},
       {"RSS", " KiB", [](const Sample& s) { return static_cast<double>(s.rss_kib); }},
+      {"heap", " KiB", [](const Sample& s) { return static_cast<double>(s.heap_kib); }},
   };
   std::printf("%s, %zu samples over %d cycles:\n", what, v.size(), v.back().cycle);
   for (const Col& c : cols) {
+    if (c.get(v.front()) < 0) continue;  // not measured
     double mx = 0;
     for (const Sample& s : v) mx = std::max(mx, c.get(s));
     std::printf(
@@ -196,9 +199,10 @@ inline bool write_csv(const std::string& path, const std::vector<Sample>& v) {
     std::fprintf(stderr, "cannot write %s: %s\n", path.c_str(), std::strerror(errno));
     return false;
   }
-  std::fprintf(f, "cycle,seconds,threads,fds,rss_kib\n");
+  std::fprintf(f, "cycle,seconds,threads,fds,rss_kib,heap_kib\n");
   for (const Sample& s : v) {
-    std::fprintf(f, "%d,%.3f,%d,%d,%ld\n", s.cycle, s.t, s.threads, s.fds, s.rss_kib);
+    std::fprintf(f, "%d,%.3f,%d,%d,%ld,%ld\n", s.cycle, s.t, s.threads, s.fds, s.rss_kib,
+                 s.heap_kib);
   }
   std::fclose(f);
   std::printf("samples written to %s\n", path.c_str());
