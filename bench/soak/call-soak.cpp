@@ -7,10 +7,10 @@
 // (a wait timed out, the server died, a pipeline error).
 //
 //   --remote element (default, 500 cycles): a second pipeline in this process ("remote")
-//     calls soak. Even cycles are full calls: connected, 10 video frames decoded on each side,
-//     then a hang-up (by remote, or by soak every fourth cycle). Odd cycles are churn: remote
-//     hangs up 0-290 ms after it placed the call (offer, answer and ICE cut at any point).
-//     The figures are of the process, i.e. of both pipelines.
+//     calls soak; three kinds of cycle in turn (element_cycle): a full call with frames
+//     decoded both ways, a hang-up 0-290 ms after the call was placed (offer, answer and ICE
+//     cut at any point), and a hang-up at the instant soak's answer is applied (the churn
+//     that leaked before). The figures are of the process, i.e. of both pipelines.
 //   --remote browser (100 cycles): headless Debian Chromium (playwright-core from
 //     tests/browser/node_modules) runs the web client (examples/web) and calls soak, by
 //     bench/soak/browser-soak.mjs: even cycles wait for the remote video to play, odd ones hang
@@ -21,6 +21,7 @@
 // whole run a hard limit (--timeout).
 //   call-soak [--remote element|browser] [--cycles N] [--every N] [--csv FILE] [--timeout S]
 #include <gst/gst.h>
+#include <gst/webrtc/webrtc.h>
 #include <malloc.h>
 
 #include <atomic>
@@ -29,6 +30,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "soak-common.h"
 
@@ -123,9 +125,24 @@ class Pipeline {
                        gst_object_unref(sink);
                      }),
                      this);
+    // For hang_up_at_answer(): each call's webrtcbin, as the element adds it.
+    g_signal_connect(pipeline_, "deep-element-added",
+                     G_CALLBACK(+[](GstBin*, GstBin*, GstElement* e, gpointer data) {
+                       GstElementFactory* f = gst_element_get_factory(e);
+                       if (!f || !g_str_equal(GST_OBJECT_NAME(f), "webrtcbin")) return;
+                       g_signal_connect(e, "notify::signaling-state",
+                                        G_CALLBACK(on_signaling_state), data);
+                     }),
+                     this);
     GstBus* bus = gst_element_get_bus(pipeline_);
     gst_bus_set_sync_handler(bus, on_bus, this, nullptr);
     gst_object_unref(bus);
+  }
+  // The next call's answer, once applied (signaling state back to stable, on webrtcbin's own
+  // thread, still inside its set-remote-description), is followed at once by a hang-up.
+  void hang_up_at_answer(const std::string& peer) {
+    std::lock_guard lock(mutex_);
+    hang_up_at_answer_ = peer;
   }
   ~Pipeline() {
     if (!pipeline_) return;
@@ -230,6 +247,18 @@ class Pipeline {
     gst_message_unref(msg);
     return GST_BUS_DROP;
   }
+  static void on_signaling_state(GstElement* webrtc, GParamSpec*, gpointer data) {
+    auto* self = static_cast<Pipeline*>(data);
+    GstWebRTCSignalingState state;
+    g_object_get(webrtc, "signaling-state", &state, nullptr);
+    if (state != GST_WEBRTC_SIGNALING_STATE_STABLE) return;
+    std::string peer;
+    {
+      std::lock_guard lock(self->mutex_);
+      peer = std::exchange(self->hang_up_at_answer_, "");
+    }
+    if (!peer.empty()) self->hang_up(peer);  // the element takes it to its own thread
+  }
   static void on_pad_added(GstElement*, GstPad* pad, gpointer data) {
     auto* self = static_cast<Pipeline*>(data);
     gchar* kind = nullptr;
@@ -257,6 +286,7 @@ class Pipeline {
   std::condition_variable cond_;
   std::vector<GstStructure*> messages_;
   int errors_ = 0;
+  std::string hang_up_at_answer_;
 };
 
 // Waits until the thread and fd counts stop changing for 0.5 s (at most `timeout_s`).
@@ -291,27 +321,34 @@ void print_after(const soak::Sample& base, const soak::Sample& after, int webrtc
       webrtcbins == 0 ? "[none]" : "[LEFT]");
 }
 
-// One cycle with another pipeline; false when a wait timed out.
+// One cycle with another pipeline; false when a wait timed out. Three kinds in turn: a full
+// call (connected, 10 video frames decoded on each side, then a hang-up by remote, or by soak
+// every other time), remote hanging up 0-290 ms after it placed the call, and remote hanging
+// up at the instant soak's answer is applied.
 bool element_cycle(int i, Pipeline& soak_p, Pipeline& remote) {
-  bool full = i % 2 == 0;
+  int kind = i % 3;
+  if (kind == 2) remote.hang_up_at_answer("soak");
   remote.call("soak");
-  if (full) {
+  if (kind == 0) {
     int sv = soak_p.video, rv = remote.video;
     if (!remote.wait("webrtccall-call-connected", "soak")) return false;
     if (!soak_p.wait_until([&] { return soak_p.video >= sv + 10 && remote.video >= rv + 10; }))
       return false;
-    if (i % 4 == 0) {
+    if (i % 2 == 0) {
       soak_p.hang_up("remote");
     } else {
       remote.hang_up("soak");
     }
     if (!soak_p.wait("webrtccall-call-ended", "remote")) return false;
     if (!remote.wait("webrtccall-call-ended", "soak")) return false;
-  } else {
+  } else if (kind == 1) {
     if (!remote.wait("webrtccall-call-started", "soak")) return false;
     usleep(static_cast<useconds_t>((i * 37 % 30) * 10000));  // 0-290 ms
     remote.hang_up("soak");
     if (!remote.wait("webrtccall-call-ended", "soak")) return false;
+  } else {
+    if (!remote.wait("webrtccall-call-ended", "soak")) return false;
+    if (!soak_p.wait("webrtccall-call-ended", "remote")) return false;
   }
   // soak may never have seen the quick ones' offer: wait for its calls and pads instead.
   bool ok = soak_p.wait_until([&] {
@@ -359,8 +396,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "remote did not register\n");
         return 1;
       }
-      // Warm-up: a full call and a quick one (first-use allocations, the DTLS certificate).
-      if (!element_cycle(0, soak_p, remote) || !element_cycle(1, soak_p, remote)) {
+      // Warm-up: one cycle of each kind (first-use allocations, the DTLS certificate).
+      if (!element_cycle(0, soak_p, remote) || !element_cycle(1, soak_p, remote) ||
+          !element_cycle(2, soak_p, remote)) {
         std::fprintf(stderr, "the warm-up calls failed\n");
         return 1;
       }
@@ -368,8 +406,8 @@ int main(int argc, char** argv) {
       baseline = sample_self(t0, 0);
       samples.push_back(baseline);
       for (int i = 1; i <= o.cycles; ++i) {
-        if (!element_cycle(i + 1, soak_p, remote)) {
-          std::fprintf(stderr, "cycle %d (%s) timed out\n", i, i % 2 ? "churn" : "full");
+        if (!element_cycle(i + 2, soak_p, remote)) {
+          std::fprintf(stderr, "cycle %d timed out\n", i);
           status = 1;
           break;
         }

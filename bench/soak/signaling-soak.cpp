@@ -5,7 +5,8 @@
 // [flat] / [GROWS] next to the figures; it exits 1 only when the run itself went wrong (the
 // server did not start or died, a cycle timed out).
 //   signaling-soak [--cycles 10000] [--parallel 8] [--every 100] [--names N] [--csv FILE]
-//                  [--server PATH] [--timeout 600]
+//                  [--server PATH | --url ws://HOST:PORT/ws --pid PID] [--timeout 600]
+// --url/--pid: a server already running (e.g. under heaptrack) instead of one of its own.
 // --names N: the names soak-0 .. soak-(N-1) in turn (N >= --parallel, or names are taken);
 // by default every cycle registers a name never used before.
 // A cycle: a client connects (the json subprotocol), gets its id, sends `username` with a
@@ -30,6 +31,8 @@ struct Options {
   int names = 0;  // distinct names, reused in turn; 0: a new name every cycle
   unsigned timeout_s = 600;
   std::string csv, server = SOAK_SERVER;
+  std::string url;  // a server already running (e.g. under heaptrack), with --pid
+  pid_t pid = 0;
 };
 
 Options parse(int argc, char** argv) {
@@ -53,6 +56,10 @@ Options parse(int argc, char** argv) {
       o.names = std::max(0, std::atoi(value().c_str()));
     } else if (a == "--csv") {
       o.csv = value();
+    } else if (a == "--url") {
+      o.url = value();
+    } else if (a == "--pid") {
+      o.pid = static_cast<pid_t>(std::atoi(value().c_str()));
     } else if (a == "--server") {
       o.server = value();
     } else if (a == "--timeout") {
@@ -60,7 +67,7 @@ Options parse(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--cycles N] [--parallel N] [--every N] [--names N] [--csv FILE] "
-                   "[--server PATH] [--timeout S]\n",
+                   "[--server PATH | --url URL --pid PID] [--timeout S]\n",
                    argv[0]);
       std::exit(2);
     }
@@ -81,17 +88,27 @@ struct Slot {
 int main(int argc, char** argv) {
   Options o = parse(argc, argv);
   soak::install_limits(o.timeout_s);
-  soak::Server server(o.server);
-  if (server.ws_url().empty()) {
-    std::fprintf(stderr, "the server (%s) did not start\n", o.server.c_str());
-    return 1;
+  std::unique_ptr<soak::Server> own;
+  std::string url = o.url;
+  pid_t pid = o.pid;
+  if (url.empty()) {
+    own = std::make_unique<soak::Server>(o.server);
+    url = own->ws_url();
+    pid = own->pid();
+    if (url.empty()) {
+      std::fprintf(stderr, "the server (%s) did not start\n", o.server.c_str());
+      return 1;
+    }
+  } else if (pid <= 0) {
+    std::fprintf(stderr, "--url needs --pid (the server's, for its samples)\n");
+    return 2;
   }
   std::printf(
       "signaling-soak: %d connect/register/disconnect cycles, %d at a time, against %s "
       "(pid %d, default flags)\n",
-      o.cycles, o.parallel, server.ws_url().c_str(), server.pid());
+      o.cycles, o.parallel, url.c_str(), pid);
   double t0 = soak::now_s();
-  std::vector<soak::Sample> samples{soak::sample(server.pid(), t0, 0)};
+  std::vector<soak::Sample> samples{soak::sample(pid, t0, 0)};
 
   int started = 0, done = 0, next_sample = o.every;
   std::vector<Slot> slots(static_cast<std::size_t>(o.parallel));
@@ -102,7 +119,7 @@ int main(int argc, char** argv) {
     s.started = soak::now_s();
     Slot* sp = &s;
     s.client = std::make_unique<signaling::Client>(
-        signaling::ClientOptions{.uri = server.ws_url()},
+        signaling::ClientOptions{.uri = url},
         signaling::ClientCallbacks{
             .on_open = {},
             .on_text =
@@ -145,12 +162,12 @@ int main(int argc, char** argv) {
       s.client.reset();
       ++done;
       if (done >= next_sample) {
-        samples.push_back(soak::sample(server.pid(), t0, done));
+        samples.push_back(soak::sample(pid, t0, done));
         next_sample += o.every;
       }
       if (started < o.cycles) start(s);
     }
-    if (!server.alive()) {
+    if (kill(pid, 0) != 0) {
       std::fprintf(stderr, "the server died after %d cycles\n", done);
       return 1;
     }
@@ -162,7 +179,7 @@ int main(int argc, char** argv) {
   double took = soak::now_s() - t0;
   // The server closes its side after ours: give it a moment, then one last sample.
   for (int i = 0; i < 50; ++i) g_main_context_iteration(nullptr, FALSE), usleep(20000);
-  soak::Sample after = soak::sample(server.pid(), t0, done);
+  soak::Sample after = soak::sample(pid, t0, done);
   std::printf("%d cycles in %.1f s (%.0f cycles/s), %d failed\n", done, took, done / took,
               failures);
   soak::print_series("server", samples);
