@@ -42,7 +42,7 @@ def main():
                 label="after settling")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(r[key] * scale for r in rows) * 1.15 + 1)
     axes[0].legend(loc="upper left", fontsize=8)
     axes[2].legend(loc="center right", fontsize=8)
     axes[-1].set_xlabel("cycle")
