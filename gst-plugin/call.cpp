@@ -648,9 +648,12 @@ void Call::teardown(std::function<void()> done) {
   // Detach from the shared tees only when no buffer is passing (idle probe); the other calls
   // keep streaming.
   for (SendBranch& b : sends_) {
+    // Nothing of the call itself: it may be gone (Engine::stop gives up after 3 s) when the
+    // probe runs.
     struct Ctx {
-      Call* call;
-      SendBranch* branch;
+      Engine* engine;
+      unsigned id;
+      GstPad* queue_sink;
       GMainContext* context;
     };
     // The probe may run at once (here) or later on the streaming thread.
@@ -658,20 +661,19 @@ void Call::teardown(std::function<void()> done) {
         b.tee_pad, GST_PAD_PROBE_TYPE_IDLE,
         [](GstPad* pad, GstPadProbeInfo*, gpointer data) -> GstPadProbeReturn {
           auto* ctx = static_cast<Ctx*>(data);
-          GstElement* queue = ctx->branch->elements.front();
-          GstPad* sink = gst_element_get_static_pad(queue, "sink");
-          gst_pad_unlink(pad, sink);
-          gst_object_unref(sink);
-          Engine& engine = ctx->call->engine_;
-          unsigned id = ctx->call->id_;
-          run_idle(ctx->context, [&engine, id] {
-            if (Call* c = engine.find_call_any(id)) c->teardown_wait_done();
+          gst_pad_unlink(pad, ctx->queue_sink);
+          Engine* engine = ctx->engine;
+          unsigned id = ctx->id;
+          run_idle(ctx->context, [engine, id] {
+            if (Call* c = engine->find_call_any(id)) c->teardown_wait_done();
           });
           return GST_PAD_PROBE_REMOVE;
         },
-        new Ctx{this, &b, g_main_context_ref_thread_default()},
+        new Ctx{&engine_, id_, gst_element_get_static_pad(b.elements.front(), "sink"),
+                g_main_context_ref_thread_default()},
         [](gpointer data) {
           auto* ctx = static_cast<Ctx*>(data);
+          gst_object_unref(ctx->queue_sink);
           g_main_context_unref(ctx->context);
           delete ctx;
         });
