@@ -68,6 +68,22 @@ std::vector<GstElement*> find_elements(GstBin* bin, const char* factory) {
   return out;
 }
 
+// Runs `fn` from an idle source on `context`: never at once, also when called on the thread
+// that runs `context` (g_main_context_invoke would call it directly there).
+void run_idle(GMainContext* context, std::function<void()> fn) {
+  GSource* s = g_idle_source_new();
+  g_source_set_callback(
+      s,
+      [](gpointer data) -> gboolean {
+        (*static_cast<std::function<void()>*>(data))();
+        return G_SOURCE_REMOVE;
+      },
+      new std::function<void()>(std::move(fn)),
+      [](gpointer data) { delete static_cast<std::function<void()>*>(data); });
+  g_source_attach(s, context);
+  g_source_unref(s);
+}
+
 void set_state_and_remove(GstBin* bin, GstElement* e) {
   gst_element_set_locked_state(e, TRUE);
   gst_element_set_state(e, GST_STATE_NULL);
@@ -664,38 +680,88 @@ void Call::teardown(std::function<void()> done) {
   }
   rx_probes_.clear();
 
-  // Detach from the shared tees only when no buffer is passing (idle probe); the other calls
-  // keep streaming.
-  detaching_ = static_cast<unsigned>(sends_.size());
-  if (detaching_ == 0) {
+  // Every wait ends on the signaling thread from an idle source, never inside this function
+  // (a probe may run at once, a promise be answered at once): the last one deletes the call.
+  teardown_waits_ = static_cast<unsigned>(sends_.size()) + (webrtc_ ? 1 : 0);
+  if (teardown_waits_ == 0) {
     finish_teardown();
     return;
   }
+  if (webrtc_) drain_webrtcbin();
+  // Detach from the shared tees only when no buffer is passing (idle probe); the other calls
+  // keep streaming.
   for (SendBranch& b : sends_) {
+    // Nothing of the call itself: it may be gone (Engine::stop gives up after 3 s) when the
+    // probe runs.
     struct Ctx {
-      Call* call;
-      SendBranch* branch;
+      Engine* engine;
+      unsigned id;
+      GstPad* queue_sink;
+      GMainContext* context;
     };
     // The probe may run at once (here) or later on the streaming thread.
     gst_pad_add_probe(
         b.tee_pad, GST_PAD_PROBE_TYPE_IDLE,
         [](GstPad* pad, GstPadProbeInfo*, gpointer data) -> GstPadProbeReturn {
           auto* ctx = static_cast<Ctx*>(data);
-          GstElement* queue = ctx->branch->elements.front();
-          GstPad* sink = gst_element_get_static_pad(queue, "sink");
-          gst_pad_unlink(pad, sink);
-          gst_object_unref(sink);
-          Engine& engine = ctx->call->engine_;
-          unsigned id = ctx->call->id_;
-          engine.invoke([&engine, id] {
-            if (Call* c = engine.find_call_any(id)) {
-              if (--c->detaching_ == 0) c->finish_teardown();
-            }
+          gst_pad_unlink(pad, ctx->queue_sink);
+          Engine* engine = ctx->engine;
+          unsigned id = ctx->id;
+          run_idle(ctx->context, [engine, id] {
+            if (Call* c = engine->find_call_any(id)) c->teardown_wait_done();
           });
           return GST_PAD_PROBE_REMOVE;
         },
-        new Ctx{this, &b}, [](gpointer data) { delete static_cast<Ctx*>(data); });
+        new Ctx{&engine_, id_, gst_element_get_static_pad(b.elements.front(), "sink"),
+                g_main_context_ref_thread_default()},
+        [](gpointer data) {
+          auto* ctx = static_cast<Ctx*>(data);
+          gst_object_unref(ctx->queue_sink);
+          g_main_context_unref(ctx->context);
+          delete ctx;
+        });
   }
+}
+
+void Call::teardown_wait_done() {
+  if (teardown_waits_ > 0 && --teardown_waits_ == 0) finish_teardown();
+}
+
+// webrtcbin 1.22 leaks a TransportReceiveBin, with its nicesrc, dtlssrtpdec, DTLS connection
+// and the ICE agent's sockets (about 7 fds a call), when the bin is told to block its input
+// after it went to NULL: that pad block (utils.c _create_pad_block) holds a reference on the
+// bin itself, dropped only by the bin's READY->NULL or once ICE connects. A call ended right
+// after its offer or answer did just that: the description is applied on webrtcbin's own
+// thread, where _set_description_task asks the receive bins for PASS (BLOCK while ICE is not
+// connected), and gst_element_set_state(NULL) had already taken the bins to NULL meanwhile
+// (webrtcbin stops that thread only after its children). So teardown first waits until every
+// operation queued on webrtcbin so far has run.
+
+// Queues an operation on webrtcbin's thread behind all the others; the wait ends when webrtcbin
+// lets go of it: it ran (and was answered), or webrtcbin dropped it unrun when it stopped its
+// thread (going to NULL), or refused it at once because it is closed. Any of these means no
+// operation queued before it can still run.
+void Call::drain_webrtcbin() {
+  struct Ctx {
+    Engine* engine;
+    unsigned id;
+    GMainContext* context;
+  };
+  GstPromise* promise = gst_promise_new_with_change_func(
+      [](GstPromise*, gpointer) {}, new Ctx{&engine_, id_, g_main_context_ref_thread_default()},
+      [](gpointer data) {  // the promise is freed
+        auto* ctx = static_cast<Ctx*>(data);
+        Engine* engine = ctx->engine;
+        unsigned id = ctx->id;
+        run_idle(ctx->context, [engine, id] {
+          if (Call* c = engine->find_call_any(id)) c->teardown_wait_done();
+        });
+        g_main_context_unref(ctx->context);
+        delete ctx;
+      });
+  // get-stats is queued like any other operation; its reply is not needed.
+  g_signal_emit_by_name(webrtc_, "get-stats", nullptr, promise);
+  gst_promise_unref(promise);
 }
 
 void Call::finish_teardown() {

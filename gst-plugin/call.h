@@ -86,6 +86,8 @@ class Call {
   bool verify_fingerprint(std::string& error);
   void watch_incoming_packets();
   void request_keyframes();
+  void drain_webrtcbin();
+  void teardown_wait_done();
   void finish_teardown();
 
   // webrtcbin signals (streaming threads).
@@ -133,7 +135,9 @@ class Call {
   std::atomic<gint64> last_rx_us_{0};
   std::vector<std::pair<GstPad*, gulong>> rx_probes_;
 
-  unsigned detaching_ = 0;  // send branches not yet detached from their tee
+  // Teardown waits for: each send branch to detach from its tee, and webrtcbin's queued
+  // operations to have run (drain_webrtcbin).
+  unsigned teardown_waits_ = 0;
   std::function<void()> teardown_done_;
 };
 

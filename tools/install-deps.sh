@@ -20,6 +20,7 @@ build_pkgs=(
 test_pkgs=(
   libgtest-dev libgmock-dev
   chromium nodejs npm iproute2 curl openssl procps coturn nftables
+  python3-matplotlib  # bench/soak plots (bench/results/*.png)
 )
 
 pkgs=("${build_pkgs[@]}")

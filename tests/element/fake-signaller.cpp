@@ -19,6 +19,7 @@ struct Hub {
   std::vector<test::HubMessage> log;
   unsigned hold_offers = 0;
   std::vector<std::function<void()>> held;
+  test::DescriptionHook after_description;
 };
 
 Hub& hub() {
@@ -125,8 +126,14 @@ void fake_send_description(GstWebRTCCallSignaller* signaller, const gchar* peer,
   if (tamper) sdp = tamper(*self->name, peer, sdp);
   std::string from = *self->name, to = peer;
   auto send = [from, to, type, sdp] {
-    deliver(to, [from, type, sdp](GstWebRTCCallSignaller* s) {
+    deliver(to, [from, to, type, sdp](GstWebRTCCallSignaller* s) {
       gst_webrtc_call_signaller_emit_description(s, from.c_str(), type, sdp.c_str());
+      test::DescriptionHook hook;
+      {
+        std::lock_guard lock(hub().mutex);
+        hook = hub().after_description;
+      }
+      if (hook) hook(from, to, type);
     });
   };
   std::vector<std::function<void()>> release;
@@ -203,9 +210,15 @@ void fake_hub_set_tamper(SdpTamper tamper) {
   hub().tamper = std::move(tamper);
 }
 
+void fake_hub_set_after_description(DescriptionHook hook) {
+  std::lock_guard lock(hub().mutex);
+  hub().after_description = std::move(hook);
+}
+
 void fake_hub_reset() {
   std::lock_guard lock(hub().mutex);
   hub().tamper = nullptr;
+  hub().after_description = nullptr;
   hub().log.clear();
   hub().hold_offers = 0;
   hub().held.clear();

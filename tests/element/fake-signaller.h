@@ -20,6 +20,12 @@ namespace test {
 using SdpTamper = std::function<std::string(const std::string& from, const std::string& to,
                                             const std::string& sdp)>;
 void fake_hub_set_tamper(SdpTamper tamper);
+// Runs on `to`'s signaling thread right after a description from `from` was handed to its
+// element (hub-wide; empty: nothing). What it does there happens before anything else reaches
+// that element, e.g. a hang-up at the instant the answer is applied.
+using DescriptionHook =
+    std::function<void(const std::string& from, const std::string& to, GstWebRTCSDPType type)>;
+void fake_hub_set_after_description(DescriptionHook hook);
 // Holds the next `count` offers sent through the hub until all of them were sent, then
 // delivers them together: calls placed at about the same time then cross on the wire, as
 // in glare through a real server, however long each side took to make its offer.
