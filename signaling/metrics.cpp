@@ -87,6 +87,9 @@ std::string Metrics::render(std::size_t connections, std::size_t registered_user
   metric(out, "webrtc_call_unregistered_closed_total", "counter",
          "WebSockets closed (1008) for not registering within --registration-timeout.",
          unregistered_closed);
+  metric(out, "webrtc_call_accept_pauses_total", "counter",
+         "Times accepting paused for 100 ms because accept() failed (no file descriptor left).",
+         accept_pauses);
   return out;
 }
 

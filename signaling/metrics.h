@@ -45,6 +45,7 @@ struct Metrics {
   std::uint64_t http_refused_expect = 0;
   std::uint64_t http_ranges_ignored = 0;  // Range headers not served (more than one range)
   std::uint64_t unregistered_closed = 0;  // WebSockets closed for not registering in time
+  std::uint64_t accept_pauses = 0;        // accept() failed (no descriptor left): paused
 
   // Renders all counters plus the two gauges.
   std::string render(std::size_t connections, std::size_t registered_users) const;

@@ -32,6 +32,8 @@ char* json_protocols[] = {const_cast<char*>("json"), nullptr};
 // Connections accepted per wakeup of a listening socket, so that a connect storm cannot keep
 // the main loop from everything else.
 constexpr int kAcceptBatch = 64;
+// How long accepting pauses when accept() fails (no descriptor left).
+constexpr guint kAcceptPauseMs = 100;
 // A TLS record (the ClientHello) is at most 16 KiB plus its 5-byte header.
 constexpr std::size_t kMaxTlsRecord = 5 + 16384 + 2048;
 
@@ -99,6 +101,8 @@ class Server::Impl final : private WsConnection::Handler {
   };
 
   static gboolean on_incoming(GSocket* listener, GIOCondition, gpointer self);
+  void watch_listeners();
+  void pause_accepting(const std::string& why);
   void accept_one(GSocket* socket);
   static gboolean on_tls_hello(GSocket* socket, GIOCondition, gpointer self);
   void tls_hello_ready(HttpConn& c);
@@ -147,6 +151,7 @@ class Server::Impl final : private WsConnection::Handler {
   GRef<GTlsCertificate> cert_;
   std::vector<GRef<GSocket>> listeners_;
   std::vector<GSource*> listen_sources_;
+  GSource* accept_pause_timer_ = nullptr;
   std::unordered_map<std::uint64_t, std::unique_ptr<HttpConn>> http_;
   std::unordered_map<GSocketAddress*, std::uint64_t> http_by_remote_;
   std::unordered_map<std::string, unsigned> http_per_address_;
@@ -173,6 +178,7 @@ Server::Impl::~Impl() {
   gwc::clear_source(keepalive_timer_);
   gwc::clear_source(shutdown_timer_);
   for (GSource*& src : listen_sources_) gwc::clear_source(src);
+  gwc::clear_source(accept_pause_timer_);
   // HTTP connections: nothing may call back into us any more.
   for (auto& [id, c] : http_) {
     gwc::clear_source(c->hello_watch);
@@ -243,12 +249,9 @@ bool Server::Impl::listen(gwc::GErrorPtr& error) {
       if (local) port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local.get()));
     }
     g_socket_set_blocking(sock.get(), FALSE);
-    GSource* src = g_socket_create_source(sock.get(), G_IO_IN, nullptr);
-    g_source_set_callback(src, reinterpret_cast<GSourceFunc>(on_incoming), this, nullptr);
-    g_source_attach(src, g_main_context_get_thread_default());
-    listen_sources_.push_back(src);
     listeners_.push_back(std::move(sock));
   }
+  watch_listeners();
 
   keepalive_timer_ = gwc::add_timeout(kSweepUs / 1000, on_keepalive_sweep, this);
   return true;
@@ -276,12 +279,47 @@ std::vector<std::string> Server::Impl::uris() const {
 gboolean Server::Impl::on_incoming(GSocket* listener, GIOCondition, gpointer data) {
   auto* self = static_cast<Impl*>(data);
   for (int i = 0; i < kAcceptBatch; ++i) {
-    GSocket* s = g_socket_accept(listener, nullptr, nullptr);
-    if (!s) break;  // nothing more (or EMFILE: the next wakeup tries again)
+    gwc::GErrorPtr err;
+    GSocket* s = g_socket_accept(listener, nullptr, gwc::out(err));
+    if (!s) {
+      if (!g_error_matches(err.get(), G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        // Out of descriptors (EMFILE, ENFILE) or memory: the connection stays in the backlog
+        // and the socket readable. Stop watching for a moment instead of spinning.
+        self->pause_accepting(err ? err->message : "accept failed");
+      }
+      break;
+    }
     self->accept_one(s);
     g_object_unref(s);
   }
   return G_SOURCE_CONTINUE;
+}
+
+void Server::Impl::watch_listeners() {
+  for (const GRef<GSocket>& sock : listeners_) {
+    GSource* src = g_socket_create_source(sock.get(), G_IO_IN, nullptr);
+    g_source_set_callback(src, reinterpret_cast<GSourceFunc>(on_incoming), this, nullptr);
+    g_source_attach(src, g_main_context_get_thread_default());
+    listen_sources_.push_back(src);
+  }
+}
+
+void Server::Impl::pause_accepting(const std::string& why) {
+  if (accept_pause_timer_) return;
+  metrics_.accept_pauses++;
+  log::server_event("accept-paused", why);
+  // (Called from one of these sources' callbacks: destroying it there is allowed.)
+  for (GSource*& src : listen_sources_) gwc::clear_source(src);
+  listen_sources_.clear();
+  accept_pause_timer_ = gwc::add_timeout(
+      kAcceptPauseMs,
+      [](gpointer data) -> gboolean {
+        auto* self = static_cast<Impl*>(data);
+        gwc::clear_source(self->accept_pause_timer_);
+        self->watch_listeners();
+        return G_SOURCE_REMOVE;
+      },
+      this);
 }
 
 void Server::Impl::accept_one(GSocket* socket) {

@@ -2,8 +2,13 @@
 // pattern against the real server, then a real client must still register, and the server's
 // file descriptors, threads and memory (read from /proc/<pid>) are back within a stated bound.
 // The bounds' flags are short here so that the tests run in seconds.
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include <chrono>
 #include <functional>
@@ -276,6 +281,46 @@ TEST_F(Hostile, UnregisteredWebSocketsAreClosedAtTheRegistrationTimeout) {
   idle.clear();
   member.reset();
   ExpectRecovered("after-unregistered");
+}
+
+// CPU time (user + system) the process has used, in seconds.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string f;
+  long utime = 0, stime = 0;
+  for (int i = 3; fields >> f; ++i) {
+    if (i == 14) utime = std::atol(f.c_str());
+    if (i == 15) {
+      stime = std::atol(f.c_str());
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Out of file descriptors (here: a limit just above what it has), the server stops accepting
+// for a moment instead of spinning on a listening socket that stays readable, and accepts
+// again once descriptors are free.
+TEST_F(Hostile, RunningOutOfDescriptorsNeitherSpinsNorStopsTheServer) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--header-timeout", "2"}));
+  rlimit low{static_cast<rlim_t>(base_fds_ + 16), static_cast<rlim_t>(base_fds_ + 16)};
+  ASSERT_EQ(prlimit(server_.pid(), RLIMIT_NOFILE, &low, nullptr), 0);
+  std::vector<int> fds;
+  for (int i = 1; i <= 60; ++i) {
+    fds.push_back(TcpConnect(port(), ("127.0.4." + std::to_string(i)).c_str()));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the accepts are done
+  double cpu0 = CpuSeconds(server_.pid());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  double used = CpuSeconds(server_.pid()) - cpu0;
+  EXPECT_LT(used, 0.5) << "the server spun for " << used << " s of CPU in 1.5 s";
+  for (int fd : fds) close(fd);
+  // The header timeout frees what was accepted; the rest of the backlog is accepted then.
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(port(), "/healthz").status == 200; }, 8000));
+  EXPECT_GE(server_.Metric("webrtc_call_accept_pauses_total"), 1);
+  ExpectRecovered("after-emfile");  // (still under the low limit)
 }
 
 }  // namespace
