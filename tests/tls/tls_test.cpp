@@ -310,6 +310,15 @@ class TlsHostile : public TlsServer {
  protected:
   std::vector<std::string> Flags() const override { return {"--tls-handshake-timeout", "4"}; }
 
+  int ServerThreads() const {
+    std::ifstream in(std::string("/proc/") + g_subprocess_get_identifier(proc_.get()) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.starts_with("Threads:")) return std::atoi(line.c_str() + 8);
+    }
+    return -1;
+  }
+
   int ServerFds() const {
     std::string dir = std::string("/proc/") + g_subprocess_get_identifier(proc_.get()) + "/fd";
     GDir* d = g_dir_open(dir.c_str(), 0, nullptr);
@@ -351,6 +360,7 @@ class TlsHostile : public TlsServer {
 TEST_F(TlsHostile, StalledHandshakesNeitherBlockNewClientsNorStay) {
   ASSERT_TRUE(RegisterOverWss("warm-up", 10000));  // the pool's threads exist
   const int base_fds = ServerFds();
+  const int base_threads = ServerThreads();
   const std::string hello = RealClientHello();
   ASSERT_GT(hello.size(), 5u) << "openssl s_client sent no ClientHello";
   std::vector<int> stalled;
@@ -380,6 +390,8 @@ TEST_F(TlsHostile, StalledHandshakesNeitherBlockNewClientsNorStay) {
                   .count();
   std::printf("registered in %lld ms during 130 stalled handshakes\n",
               static_cast<long long>(took));
+  // The 30 that hold a handshake thread hold at most 4 (--max-tls-handshakes-per-address).
+  EXPECT_LE(ServerThreads(), base_threads + 6) << "baseline " << base_threads;
   // Then every stalled one is closed by the deadline.
   int closed = 0;
   for (int fd : stalled) closed += ServerClosed(fd, 7000) ? 1 : 0;
