@@ -97,7 +97,9 @@ int main(int argc, char** argv) {
       {"max-bad-messages", 0, 0, G_OPTION_ARG_INT, &max_bad,
        "Refused messages before a connection is closed with 1008 (default 10)", "N"},
       {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_conns,
-       "WebSocket connections in total (default 10000)", "N"},
+       "WebSocket connections in total, and apart from them connections not upgraded yet "
+       "(default 10000)",
+       "N"},
       {"max-connections-per-address", 0, 0, G_OPTION_ARG_INT, &max_conns_addr,
        "WebSocket connections per client IP address, and apart from them connections not "
        "upgraded yet (TLS handshakes, HTTP requests) (default 100)",

@@ -16,11 +16,11 @@ enum class HttpClosed {
   kHeaderTimeout,
   kIdleTimeout,
   kPerAddressLimit,
-  kHeaderTooLarge,
+  kLimit,
 };
 inline constexpr const char* kHttpClosedReasons[] = {
     "tls-handshake-timeout", "tls-handshake-failed", "header-timeout",
-    "idle-timeout",          "per-address-limit",    "header-too-large",
+    "idle-timeout",          "per-address-limit",    "limit",
 };
 
 struct Metrics {

@@ -332,15 +332,18 @@ void Server::Impl::accept_one(GSocket* socket) {
   gwc::GCharPtr ip(g_inet_address_to_string(
       g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote.get()))));
   std::string peer = ip.get();
-  unsigned& pending = http_per_address_[peer];
-  if (pending >= config_.max_connections_per_address) {
-    // Before any byte is read: at most this many connections per address are not WebSockets.
-    if (pending == 0) http_per_address_.erase(peer);
-    metrics_.http_closed[static_cast<std::size_t>(HttpClosed::kPerAddressLimit)]++;
+  // Before any byte is read: at most this many connections (per address, and in all) are
+  // not WebSockets.
+  auto pending = http_per_address_.find(peer);
+  bool per_address =
+      pending != http_per_address_.end() && pending->second >= config_.max_connections_per_address;
+  if (per_address || http_.size() >= config_.max_connections) {
+    metrics_.http_closed[static_cast<std::size_t>(per_address ? HttpClosed::kPerAddressLimit
+                                                              : HttpClosed::kLimit)]++;
     g_socket_close(socket, nullptr);
     return;
   }
-  pending++;
+  http_per_address_[peer]++;
   g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, TRUE, nullptr);
   auto c = std::make_unique<HttpConn>();
   c->id = next_http_id_++;

@@ -147,6 +147,23 @@ TEST_F(Hostile, ConnectionsBeforeTheUpgradeAreLimitedPerAddress) {
   ExpectRecovered("after-per-address");
 }
 
+// And in all (--max-connections), from many addresses.
+TEST_F(Hostile, ConnectionsBeforeTheUpgradeAreLimitedInAll) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--max-connections", "10"}));
+  std::vector<int> fds;
+  for (int i = 1; i <= 30; ++i) {
+    fds.push_back(TcpConnect(port(), ("127.0.5." + std::to_string(i)).c_str()));
+  }
+  int refused = 0;
+  for (int fd : fds) refused += WaitPeerClosed(fd, 300) ? 1 : 0;
+  EXPECT_EQ(refused, 20);
+  for (int fd : fds) close(fd);
+  // (While the ten stay, /metrics itself would be one too many.)
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(port(), "/healthz").status == 200; }, 3000));
+  EXPECT_GE(Closed("limit"), 20);  // (and the /healthz tries refused before the closes were seen)
+  ExpectRecovered("after-limit");
+}
+
 // Finding 3: the server takes no request bodies, and refuses them from the headers, before
 // reading a byte: 8 clients sending 32 MiB each of a declared 1 GiB POST grew it by 190 MiB.
 TEST_F(Hostile, DeclaredBodiesAreRefusedBeforeTheyAreRead) {
@@ -250,6 +267,10 @@ TEST_F(Hostile, HugeHeadersAreRefused) {
   close(fd);
   long grown = server_.HwmKiB() - base_hwm_;
   EXPECT_LT(grown, 8 * 1024) << "peak RSS grew by " << grown << " KiB";
+  // A 100 KB URL.
+  HttpResponse url =
+      HttpExchange(port(), "GET /" + std::string(100000, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(url.status, 200);
   // Many headers.
   std::string many = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
   for (int i = 0; i < 20000; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
