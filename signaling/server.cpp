@@ -3,6 +3,7 @@
 #include <libsoup/soup.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -36,6 +37,8 @@ constexpr int kAcceptBatch = 64;
 constexpr guint kAcceptPauseMs = 100;
 // A TLS record (the ClientHello) is at most 16 KiB plus its 5-byte header.
 constexpr std::size_t kMaxTlsRecord = 5 + 16384 + 2048;
+// How often a partly arrived ClientHello is looked at again.
+constexpr guint kHelloPollMs = 50;
 
 }  // namespace
 
@@ -104,6 +107,11 @@ class Server::Impl final : private WsConnection::Handler {
   void watch_listeners();
   void pause_accepting(const std::string& why);
   void accept_one(GSocket* socket);
+  enum class Hello { kWait, kReady, kBad, kGone };
+  static Hello peek_hello(int fd);
+  // Starts the handshake, or ends the connection, once its ClientHello is decided; false
+  // while it is incomplete.
+  bool check_hello(HttpConn& c);
   static gboolean on_tls_hello(GSocket* socket, GIOCondition, gpointer self);
   void tls_hello_ready(HttpConn& c);
   void start_handshake(HttpConn& c);
@@ -370,34 +378,65 @@ void Server::Impl::accept_one(GSocket* socket) {
   g_source_attach(ref.hello_watch, g_main_context_get_thread_default());
 }
 
-gboolean Server::Impl::on_tls_hello(GSocket* socket, GIOCondition, gpointer data) {
+Server::Impl::Hello Server::Impl::peek_hello(int fd) {
+  // Looks at the bytes queued on the socket without taking them (glib-networking reads them).
+  int queued = 0;
+  if (ioctl(fd, FIONREAD, &queued) != 0) return Hello::kGone;
+  unsigned char head[5];
+  ssize_t n = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) {
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? Hello::kWait : Hello::kGone;
+  }
+  if (n == 0) return Hello::kGone;        // closed before its ClientHello
+  if (head[0] != 22) return Hello::kBad;  // not a TLS handshake record
+  if (n < 5) return Hello::kWait;
+  std::size_t record = 5 + ((static_cast<std::size_t>(head[3]) << 8) | head[4]);
+  if (record > kMaxTlsRecord) return Hello::kBad;
+  return static_cast<std::size_t>(queued) >= record ? Hello::kReady : Hello::kWait;
+}
+
+bool Server::Impl::check_hello(HttpConn& c) {
+  switch (peek_hello(g_socket_get_fd(c.socket.get()))) {
+    case Hello::kWait:
+      return false;
+    case Hello::kGone:
+      gwc::clear_source(c.hello_watch);
+      g_socket_close(c.socket.get(), nullptr);
+      forget_http(c.id);
+      return true;
+    case Hello::kBad:
+      gwc::clear_source(c.hello_watch);
+      close_http(c, HttpClosed::kTlsHandshakeFailed);
+      return true;
+    case Hello::kReady:
+      gwc::clear_source(c.hello_watch);
+      tls_hello_ready(c);
+      return true;
+  }
+  return true;
+}
+
+gboolean Server::Impl::on_tls_hello(GSocket*, GIOCondition, gpointer data) {
   auto* w = static_cast<StreamWatch*>(data);  // valid until this call returns
   Impl* self = w->server;
   auto it = self->http_.find(w->id);
   if (it == self->http_.end()) return G_SOURCE_REMOVE;
   HttpConn& c = *it->second;
-  static thread_local std::vector<unsigned char> buf(kMaxTlsRecord);
-  ssize_t n = recv(g_socket_get_fd(socket), buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    return G_SOURCE_CONTINUE;
-  }
-  if (n <= 0) {  // gone before its ClientHello
-    gwc::clear_source(c.hello_watch);
-    g_socket_close(c.socket.get(), nullptr);
-    self->forget_http(c.id);
-    return G_SOURCE_REMOVE;
-  }
-  auto got = static_cast<std::size_t>(n);
-  // A handshake record (type 22) whose whole length has arrived.
-  std::size_t record = got >= 5 ? 5 + ((static_cast<std::size_t>(buf[3]) << 8) | buf[4]) : 0;
-  if (buf[0] != 22 || record > buf.size()) {
-    gwc::clear_source(c.hello_watch);
-    self->close_http(c, HttpClosed::kTlsHandshakeFailed);
-    return G_SOURCE_REMOVE;
-  }
-  if (got < 5 || got < record) return G_SOURCE_CONTINUE;
+  if (self->check_hello(c)) return G_SOURCE_REMOVE;
+  // Part of it came: the socket stays readable while we only look, so look again from a
+  // timer instead of from the socket (which would wake the loop without pause).
   gwc::clear_source(c.hello_watch);
-  self->tls_hello_ready(c);
+  c.hello_watch = g_timeout_source_new(kHelloPollMs);
+  g_source_set_callback(
+      c.hello_watch,
+      [](gpointer p) -> gboolean {
+        auto* t = static_cast<StreamWatch*>(p);
+        auto found = t->server->http_.find(t->id);
+        if (found == t->server->http_.end()) return G_SOURCE_REMOVE;
+        return t->server->check_hello(*found->second) ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+      },
+      new StreamWatch{self, c.id}, [](gpointer p) { delete static_cast<StreamWatch*>(p); });
+  g_source_attach(c.hello_watch, g_main_context_get_thread_default());
   return G_SOURCE_REMOVE;
 }
 

@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -310,6 +312,19 @@ class TlsHostile : public TlsServer {
  protected:
   std::vector<std::string> Flags() const override { return {"--tls-handshake-timeout", "4"}; }
 
+  // CPU time (user + system) the server has used, in seconds.
+  double ServerCpu() const {
+    std::ifstream in(std::string("/proc/") + g_subprocess_get_identifier(proc_.get()) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string f;
+    long ticks = 0;
+    for (int i = 3; fields >> f && i <= 15; ++i) {
+      if (i == 14 || i == 15) ticks += std::atol(f.c_str());
+    }
+    return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+
   int ServerThreads() const {
     std::ifstream in(std::string("/proc/") + g_subprocess_get_identifier(proc_.get()) + "/status");
     std::string line;
@@ -392,6 +407,13 @@ TEST_F(TlsHostile, StalledHandshakesNeitherBlockNewClientsNorStay) {
               static_cast<long long>(took));
   // The 30 that hold a handshake thread hold at most 4 (--max-tls-handshakes-per-address).
   EXPECT_LE(ServerThreads(), base_threads + 6) << "baseline " << base_threads;
+  // Waiting for the rest of a ClientHello costs no CPU to speak of (no spinning on a socket
+  // that stays readable).
+  double cpu0 = ServerCpu();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  double cpu = ServerCpu() - cpu0;
+  std::printf("server CPU during the stall: %.2f s in 1 s\n", cpu);
+  EXPECT_LT(cpu, 0.3) << "the server used " << cpu << " s of CPU in 1 s of stalled handshakes";
   // Then every stalled one is closed by the deadline.
   int closed = 0;
   for (int fd : stalled) closed += ServerClosed(fd, 7000) ? 1 : 0;
