@@ -30,6 +30,11 @@ constexpr std::int64_t kSweepUs = G_USEC_PER_SEC;
 
 char* json_protocols[] = {const_cast<char*>("json"), nullptr};
 
+bool is_upgrade(SoupMessageHeaders* req) {
+  return soup_message_headers_header_equals(req, "Upgrade", "websocket") ||
+         soup_message_headers_header_contains(req, "Upgrade", "websocket");
+}
+
 // Connections accepted per wakeup of a listening socket, so that a connect storm cannot keep
 // the main loop from everything else.
 constexpr int kAcceptBatch = 64;
@@ -642,9 +647,12 @@ void Server::Impl::on_got_headers(SoupServerMessage* msg, gpointer data) {
     self->refuse_head(msg, d);
     return;
   }
-  // One request per connection: say so (libsoup closes it after the response).
-  soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection",
-                               "close");
+  // One request per connection: say so (libsoup closes it after the response). A WebSocket
+  // upgrade says `Connection: Upgrade` instead, or `close` when refused.
+  if (!is_upgrade(req)) {
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection",
+                                 "close");
+  }
 }
 
 void Server::Impl::refuse_head(SoupServerMessage* msg, const http::Decision& d) {
@@ -684,8 +692,7 @@ void Server::Impl::on_request(SoupServer*, SoupServerMessage* msg, const char* p
                               GHashTable* query, gpointer data) {
   Impl* self = static_cast<Impl*>(data);
   SoupMessageHeaders* req = soup_server_message_get_request_headers(msg);
-  if (soup_message_headers_header_equals(req, "Upgrade", "websocket") ||
-      soup_message_headers_header_contains(req, "Upgrade", "websocket")) {
+  if (is_upgrade(req)) {
     self->handle_websocket_handshake(msg, path, query);
     return;
   }
@@ -714,9 +721,11 @@ void Server::Impl::handle_websocket_handshake(SoupServerMessage* msg, const char
                                               GHashTable* query) {
   const char* peer = soup_server_message_get_remote_host(msg);
   std::string peer_s = peer ? peer : "";
+  SoupMessageHeaders* response = soup_server_message_get_response_headers(msg);
   auto refuse = [&](guint status, const char* why, std::uint64_t& counter) {
     counter++;
     log::connection_event("handshake-refused", 0, peer_s, why);
+    soup_message_headers_replace(response, "Connection", "close");
     soup_server_message_set_status(msg, status, nullptr);
     soup_server_message_set_response(msg, "text/plain; charset=utf-8", SOUP_MEMORY_COPY, why,
                                      strlen(why));
@@ -764,6 +773,7 @@ void Server::Impl::handle_websocket_handshake(SoupServerMessage* msg, const char
     authorized = token && config_.router.token == token;
   }
   if (!soup_websocket_server_process_handshake(msg, nullptr, json_protocols, nullptr, nullptr)) {
+    soup_message_headers_replace(response, "Connection", "close");
     metrics_.handshakes_refused_bad++;
     return;
   }

@@ -93,6 +93,12 @@ TEST_F(Hostile, ConnectionsClosedAfterTheirResponseFreeTheirFds) {
     close(fd);
     if (HasFailure()) break;
   }
+  // The upgrade's answer says only `Connection: Upgrade`.
+  std::unique_ptr<WsClient> ws = WsClient::Connect(port());
+  ASSERT_NE(ws, nullptr);
+  EXPECT_EQ(ws->status(), 101);
+  EXPECT_EQ(ws->handshake().Header("connection"), "Upgrade");
+  ws.reset();
   ExpectRecovered("after-keepalive");
 }
 
