@@ -46,6 +46,7 @@ class Hostile : public ServerTest {
     base_fds_ = server_.FdCount();
     base_threads_ = server_.ThreadCount();
     base_hwm_ = server_.HwmKiB();
+    base_rss_ = server_.RssKiB();
     ASSERT_GT(base_fds_, 0);
   }
 
@@ -58,6 +59,8 @@ class Hostile : public ServerTest {
         << "fds " << server_.FdCount() << ", baseline " << base_fds_;
     // GLib's worker threads may stay (they idle out after 15 s): bounded, not back to base.
     EXPECT_LE(server_.ThreadCount(), base_threads_ + 12);
+    // Freed memory may stay with the allocator; what is held per connection may not.
+    EXPECT_LE(server_.RssKiB(), base_rss_ + 16 * 1024) << "baseline " << base_rss_ << " KiB";
     EXPECT_TRUE(ServerAlive());
   }
 
@@ -72,6 +75,7 @@ class Hostile : public ServerTest {
   int base_fds_ = 0;
   int base_threads_ = 0;
   long base_hwm_ = 0;
+  long base_rss_ = 0;
 };
 
 // Finding 1: an HTTP/1.1 client that closes its connection after the response (keep-alive by

@@ -310,7 +310,9 @@ std::string RealClientHello() {
 
 class TlsHostile : public TlsServer {
  protected:
-  std::vector<std::string> Flags() const override { return {"--tls-handshake-timeout", "4"}; }
+  std::vector<std::string> Flags() const override {
+    return {"--tls-handshake-timeout", "4", "--header-timeout", "1"};
+  }
 
   // CPU time (user + system) the server has used, in seconds.
   double ServerCpu() const {
@@ -425,6 +427,42 @@ TEST_F(TlsHostile, StalledHandshakesNeitherBlockNewClientsNorStay) {
   }
   EXPECT_LE(ServerFds(), base_fds + 2) << "baseline " << base_fds;
   EXPECT_TRUE(RegisterOverWss("after-the-stall", 5000));
+}
+
+// After its handshake, a client that sends no request is closed at --header-timeout.
+TEST_F(TlsHostile, AClientSilentAfterItsHandshakeIsClosedAtTheHeaderTimeout) {
+  std::string target = "127.0.0.1:" + port_;
+  std::vector<GRef<GSubprocess>> clients;
+  for (int i = 0; i < 5; ++i) {
+    // openssl s_client does the handshake, then waits for its (open, silent) stdin.
+    const char* argv[] = {"openssl", "s_client", "-brief", "-connect", target.c_str(), nullptr};
+    gwc::GErrorPtr err;
+    clients.push_back(GRef<GSubprocess>::adopt(
+        g_subprocess_newv(argv,
+                          static_cast<GSubprocessFlags>(G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                        G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                        G_SUBPROCESS_FLAGS_STDERR_MERGE),
+                          gwc::out(err))));
+    ASSERT_TRUE(clients.back()) << err->message;
+  }
+  for (GRef<GSubprocess>& c : clients) {
+    // s_client exits when the server ends the connection.
+    bool exited = false;
+    g_subprocess_wait_async(
+        c.get(), nullptr,
+        [](GObject*, GAsyncResult*, gpointer flag) { *static_cast<bool*>(flag) = true; }, &exited);
+    bool in_time = run_until(exited, 5000);
+    if (!in_time) g_subprocess_force_exit(c.get());
+    run_until(exited, 5000);
+    char* out = nullptr;
+    g_subprocess_communicate_utf8(c.get(), nullptr, nullptr, &out, nullptr, nullptr);
+    std::string text = out ? out : "";
+    g_free(out);
+    EXPECT_TRUE(in_time) << "a silent client was still connected after 5 s";
+    EXPECT_NE(text.find("CONNECTION ESTABLISHED"), std::string::npos)
+        << "the handshake did not finish: " << text;
+  }
+  EXPECT_TRUE(RegisterOverWss("after-silent", 5000));
 }
 
 TEST_F(TlsServer, InvalidUriIsAClearError) {
