@@ -23,9 +23,13 @@ void metric(std::string& out, const char* name, const char* type, const char* he
 
 }  // namespace
 
-std::string Metrics::render(std::size_t connections, std::size_t registered_users) const {
+std::string Metrics::render(std::size_t connections, std::size_t registered_users,
+                            std::size_t http_connections) const {
   std::string out;
   metric(out, "webrtc_call_connections", "gauge", "Open WebSocket connections.", connections);
+  metric(out, "webrtc_call_http_connections", "gauge",
+         "Connections not upgraded (yet): TLS handshakes, HTTP requests and their answers.",
+         http_connections);
   metric(out, "webrtc_call_registered_users", "gauge", "Registered users (the user list).",
          registered_users);
   metric(out, "webrtc_call_connections_total", "counter", "WebSocket connections accepted.",

@@ -47,8 +47,9 @@ struct Metrics {
   std::uint64_t unregistered_closed = 0;  // WebSockets closed for not registering in time
   std::uint64_t accept_pauses = 0;        // accept() failed (no descriptor left): paused
 
-  // Renders all counters plus the two gauges.
-  std::string render(std::size_t connections, std::size_t registered_users) const;
+  // Renders all counters plus the gauges.
+  std::string render(std::size_t connections, std::size_t registered_users,
+                     std::size_t http_connections) const;
 };
 
 }  // namespace signaling

@@ -59,7 +59,7 @@ class Server::Impl final : private WsConnection::Handler {
   std::vector<std::string> uris() const;
   void shutdown(unsigned timeout_ms, std::function<void()> done);
   std::string metrics_text() const {
-    return metrics_.render(conns_.size(), router_.registered_count());
+    return metrics_.render(conns_.size(), router_.registered_count(), http_.size());
   }
   bool tls() const { return !config_.tls_cert_file.empty(); }
   const std::string& io_note() const { return hub_.io_note(); }

@@ -57,6 +57,8 @@ class Hostile : public ServerTest {
     c.reset();
     EXPECT_TRUE(WaitFor([&] { return server_.FdCount() <= base_fds_ + kFdSlack; }, 5000))
         << "fds " << server_.FdCount() << ", baseline " << base_fds_;
+    // Only the /metrics request itself is an HTTP connection.
+    EXPECT_EQ(server_.Metric("webrtc_call_http_connections"), 1);
     // GLib's worker threads may stay (they idle out after 15 s): bounded, not back to base.
     EXPECT_LE(server_.ThreadCount(), base_threads_ + 12);
     // Freed memory may stay with the allocator; what is held per connection may not.
