@@ -16,9 +16,6 @@ namespace webrtccall {
 
 namespace {
 
-// A call that is not connected this long after it started is given up.
-constexpr gint64 kConnectTimeoutUs = 30 * G_USEC_PER_SEC;
-
 // The payload type the remote offer uses for `codec` in m-line `mline`, or -1.
 int offered_pt(const GstSDPMessage* sdp, guint mline, const Codec& codec) {
   if (mline >= gst_sdp_message_medias_len(sdp)) return -1;
@@ -84,7 +81,8 @@ Call::Call(Engine& engine, std::string peer, unsigned id, bool offerer, Settings
       peer_(std::move(peer)),
       id_(id),
       offerer_(offerer),
-      settings_(std::move(settings)) {}
+      settings_(std::move(settings)),
+      started_us_(g_get_monotonic_time()) {}
 
 Call::~Call() {
   if (remote_offer_) gst_sdp_message_free(remote_offer_);
@@ -143,7 +141,6 @@ void Call::configure_ice_agent() {
 }
 
 bool Call::start(std::string& error) {
-  started_us_ = g_get_monotonic_time();
   webrtc_ = make_webrtcbin();
   if (!webrtc_) {
     error = "webrtcbin is missing (install gstreamer1.0-plugins-bad and gstreamer1.0-nice)";
@@ -309,7 +306,17 @@ void Call::on_description_created(GstWebRTCSessionDescription* desc) {
   gst_webrtc_call_signaller_send_description(engine_.signaller(), peer_.c_str(), desc);
 }
 
+bool Call::check_remote(const std::string& sdp, std::string& error) {
+  SdpView view;
+  error = check_remote_sdp(sdp, settings_.remote_limits, &view);
+  if (!error.empty()) return false;
+  remote_mlines_ = view.media.size();
+  candidates_ = view.candidates;
+  return true;
+}
+
 bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, std::string& error) {
+  if (!check_remote(text, error)) return false;
   if (type == GST_WEBRTC_SDP_TYPE_ANSWER && !offerer_) {
     error = "an answer arrived for a call we did not offer";
     return false;
@@ -338,6 +345,7 @@ bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, st
   if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
     gst_sdp_message_copy(sdp, &remote_offer_);
   }
+  remote_us_ = g_get_monotonic_time();
   GstWebRTCSessionDescription* desc = gst_webrtc_session_description_new(type, sdp);
   GstPromise* promise = promise_then([](Call& c, const GstStructure* reply) {
     std::string why = reply_error(reply);
@@ -397,6 +405,35 @@ void Call::on_remote_description_set() {
 }
 
 void Call::remote_candidate(guint mline, const char* mid, const char* candidate) {
+  // Refused cheaply, before anything is stored or handed to libnice; the log is rate-limited.
+  std::string why = check_candidate(candidate ? candidate : "", settings_.remote_limits);
+  gint64 now = g_get_monotonic_time();
+  if (why.empty() && mline != G_MAXUINT && remote_mlines_ && mline >= remote_mlines_) {
+    why = "no m-line " + std::to_string(mline);
+  }
+  if (why.empty() && mid && strlen(mid) > 64) why = "sdpMid over 64 bytes";  // stored if pending
+  if (!why.empty()) {
+    if (candidate_log_.allow(now)) {
+      GST_WARNING("call %u: candidate from %s refused: %s (and %u more)", id_, peer_.c_str(),
+                  why.c_str(), candidate_log_.suppressed());
+    }
+    return;
+  }
+  if (candidates_ >= settings_.remote_limits.max_candidates) {
+    if (!std::exchange(candidates_full_warned_, true)) {
+      GST_ELEMENT_WARNING(engine_.element(), STREAM, FAILED,
+                          ("%s sent more than max-candidates (%u) ICE candidates: the rest are "
+                           "ignored",
+                           peer_.c_str(), settings_.remote_limits.max_candidates),
+                          (nullptr));
+    }
+    return;
+  }
+  ++candidates_;
+  add_candidate(mline, mid, candidate);
+}
+
+void Call::add_candidate(guint mline, const char* mid, const char* candidate) {
   if (!remote_set_) {
     pending_candidates_.push_back({mline, mid ? mid : "", candidate});
     return;
@@ -422,7 +459,8 @@ void Call::remote_candidate(guint mline, const char* mid, const char* candidate)
 void Call::flush_pending_candidates() {
   auto pending = std::move(pending_candidates_);
   for (auto& p : pending) {
-    remote_candidate(p.mline, p.mid.empty() ? nullptr : p.mid.c_str(), p.candidate.c_str());
+    if (p.mline != G_MAXUINT && p.mline >= remote_mlines_) continue;  // no such m-line
+    add_candidate(p.mline, p.mid.empty() ? nullptr : p.mid.c_str(), p.candidate.c_str());
   }
 }
 
@@ -540,10 +578,15 @@ void Call::request_keyframes() {
 
 std::string Call::check_health(gint64 now_us) {
   if (!connected_) {
-    if (now_us - started_us_ > kConnectTimeoutUs) {
-      return offerer_ && !remote_set_ ? "no answer from " + peer_ : "could not connect to " + peer_;
+    if (remote_us_ == 0) {  // our offer is not answered yet
+      bool late =
+          now_us - started_us_ > static_cast<gint64>(settings_.answer_timeout_s) * G_USEC_PER_SEC;
+      return late ? "no answer from " + peer_ : "";
     }
-    return "";
+    // Counted from the remote description, never restarted (re-offers are not taken).
+    bool late =
+        now_us - remote_us_ > static_cast<gint64>(settings_.connect_timeout_s) * G_USEC_PER_SEC;
+    return late ? "could not connect to " + peer_ : "";
   }
   gint64 silent = now_us - last_rx_us_.load();
   if (silent > static_cast<gint64>(settings_.call_timeout_s) * G_USEC_PER_SEC) {

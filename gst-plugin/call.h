@@ -16,6 +16,7 @@
 
 #include "engine.h"
 #include "fingerprint.h"
+#include "remote-limits.h"
 
 namespace webrtccall {
 
@@ -43,7 +44,12 @@ class Call {
   // A description from the remote: an offer (we answer) or the answer to our offer.
   // Returns false with `error` when it is refused (no fingerprint, unparsable, ...).
   bool remote_description(GstWebRTCSDPType type, const std::string& sdp, std::string& error);
+  // The checks of remote-limits.h alone (no webrtcbin needed): false with `error` when the
+  // description is refused.
+  bool check_remote(const std::string& sdp, std::string& error);
+  // A trickled candidate: refused unless well formed, and ignored beyond max-candidates.
   void remote_candidate(guint mline, const char* mid, const char* candidate);
+  gint64 started_us() const { return started_us_; }
 
   // Ends the received streams with EOS (into the start of each receive chain, so it follows
   // the data in order).
@@ -74,6 +80,7 @@ class Call {
   void create_offer_or_answer(bool offer);
   void on_description_created(GstWebRTCSessionDescription* desc);
   void on_remote_description_set();
+  void add_candidate(guint mline, const char* mid, const char* candidate);
   void flush_pending_candidates();
   void on_connection_state();
   bool verify_fingerprint(std::string& error);
@@ -113,11 +120,16 @@ class Call {
     std::string candidate;
   };
   std::vector<PendingCandidate> pending_candidates_;
+  unsigned candidates_ = 0;  // taken: trickled and in the remote SDP, at most max-candidates
+  std::size_t remote_mlines_ = 0;
+  gint64 remote_us_ = 0;  // when the remote description was taken (starts connect-timeout)
+  LogThrottle candidate_log_;
+  bool candidates_full_warned_ = false;
   std::vector<Fingerprint> remote_fingerprints_;
   GstSDPMessage* remote_offer_ = nullptr;  // kept until the answer is created
 
   bool connected_ = false;
-  gint64 started_us_ = 0;
+  gint64 started_us_;
   std::atomic<gint64> last_rx_us_{0};
   std::vector<std::pair<GstPad*, gulong>> rx_probes_;
 

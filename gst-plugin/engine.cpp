@@ -1,6 +1,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <condition_variable>
 
 #include "call.h"
 #include "gref.h"
@@ -15,20 +16,46 @@ namespace {
 
 // DTLS certificate generation costs 140-480 ms and happens once per process, on the first
 // dtlsdec. Pay it in the background when an element starts, not on the first call.
+struct CertificateThread {
+  std::mutex mutex;
+  std::condition_variable cond;
+  bool started = false;
+  bool done = false;
+};
+
+CertificateThread& certificate_thread() {
+  static CertificateThread* t = new CertificateThread();  // never destroyed: used at exit
+  return *t;
+}
+
 void pregenerate_dtls_certificate() {
-  static gsize once = 0;
-  if (!g_once_init_enter(&once)) return;
+  CertificateThread& ct = certificate_thread();
+  {
+    std::lock_guard lock(ct.mutex);
+    if (std::exchange(ct.started, true)) return;
+  }
   GThread* t = g_thread_new(
       "webrtccall-cert",
       [](gpointer) -> gpointer {
         if (GstElement* dec = gst_element_factory_make("dtlsdec", nullptr)) {
           gst_object_unref(gst_object_ref_sink(dec));
         }
+        CertificateThread& state = certificate_thread();
+        std::lock_guard lock(state.mutex);
+        state.done = true;
+        state.cond.notify_all();
         return nullptr;
       },
       nullptr);
   g_thread_unref(t);
-  g_once_init_leave(&once, 1);
+}
+
+// A process that stops its pipeline and exits while the certificate is still being made
+// would tear OpenSSL down under that thread (a crash in exit()): stopping waits for it.
+void wait_for_dtls_certificate() {
+  CertificateThread& ct = certificate_thread();
+  std::unique_lock lock(ct.mutex);
+  ct.cond.wait(lock, [&] { return !ct.started || ct.done; });
 }
 
 struct Invocation {
@@ -100,6 +127,20 @@ Settings Engine::settings() const {
   s.video_bitrate_kbps = element_->video_bitrate;
   s.latency_ms = element_->latency;
   s.call_timeout_s = element_->call_timeout;
+  s.max_reconnect_delay_s = element_->max_reconnect_delay;
+  s.connect_timeout_s = element_->connect_timeout;
+  s.answer_timeout_s = element_->answer_timeout;
+  s.remote_limits.max_mlines = element_->max_mlines;
+  s.remote_limits.max_transports = element_->max_transports;
+  s.remote_limits.max_sdp_bytes = element_->max_sdp_size;
+  s.remote_limits.max_candidates = element_->max_candidates;
+  s.remote_limits.max_candidate_bytes = element_->max_candidate_size;
+  s.admission.rate_per_second = element_->offer_rate;
+  s.admission.burst = element_->offer_burst;
+  s.admission.refusal_rate = element_->refusal_rate;
+  s.admission.refusal_burst = 4 * element_->refusal_rate;
+  s.admission.connect_timeout_us = static_cast<gint64>(element_->connect_timeout) * G_USEC_PER_SEC;
+  s.admission.backoff_us = static_cast<gint64>(element_->unconnected_backoff) * G_USEC_PER_SEC;
   s.output_encoded = element_->output_encoded;
   s.upnp = element_->upnp;
   for (char** a = element_->ice_addresses; a && *a; ++a) s.ice_addresses.emplace_back(*a);
@@ -185,6 +226,9 @@ void Engine::stop() {
     gst_webrtc_call_signaller_stop(signaller_);
     disconnect_signaller();
     registered_ = false;
+    ever_registered_ = false;
+    lost_ = false;
+    reconnect_backoff_.reset();
   });
   g_main_loop_quit(loop_);
   g_thread_join(thread_);
@@ -195,9 +239,12 @@ void Engine::stop() {
   g_main_context_unref(context_);
   context_ = nullptr;
   g_clear_object(&signaller_);
-  std::lock_guard lock(state_mutex_);
-  users_copy_.clear();
-  calls_copy_.clear();
+  {
+    std::lock_guard lock(state_mutex_);
+    users_copy_.clear();
+    calls_copy_.clear();
+  }
+  wait_for_dtls_certificate();
 }
 
 // ---- signaller ----
@@ -233,6 +280,12 @@ void Engine::on_registered(const char* name) {
   bool renamed = s.username != name;
   my_name_ = name;
   registered_ = true;
+  ever_registered_ = true;
+  if (std::exchange(lost_, false)) {
+    GST_ELEMENT_INFO(element_, RESOURCE, OPEN_READ_WRITE,
+                     ("Registered on the signaling server again as \"%s\"", name), (nullptr));
+  }
+  reconnect_backoff_.reset();
   GST_INFO_OBJECT(element_, "registered as %s", name);
   if (renamed) {
     GST_ELEMENT_WARNING(
@@ -339,14 +392,32 @@ void Engine::place_call(const std::string& peer) {
 
 bool Engine::accept_incoming(const std::string& peer) {
   Settings s = settings();
-  if (calls_.size() >= s.max_calls) {
-    GST_INFO_OBJECT(element_, "refusing %s: max-calls (%u) reached", peer.c_str(), s.max_calls);
+  gint64 now = g_get_monotonic_time();
+  bool backoff = admission_.in_backoff(peer, now);
+  bool busy = calls_.size() >= s.max_calls || backoff;
+  if (busy && !admission_.refusal_allowed(now)) {
+    if (remote_log_.allow(now)) {
+      GST_WARNING_OBJECT(element_,
+                         "refusing calls faster than refusal-rate: %s not answered "
+                         "(and %u more)",
+                         peer.c_str(), remote_log_.suppressed());
+    }
+    return false;
+  }
+  if (busy) {
+    if (backoff) {
+      GST_INFO_OBJECT(element_, "refusing %s: its calls never connected (unconnected-backoff)",
+                      peer.c_str());
+    } else {
+      GST_INFO_OBJECT(element_, "refusing %s: max-calls (%u) reached", peer.c_str(), s.max_calls);
+    }
     gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "busy");
     post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
                            G_TYPE_STRING, "busy", nullptr));
     return false;
   }
   if (!gst_webrtc_call_emit_incoming_call(element_, peer.c_str())) {
+    if (!admission_.refusal_allowed(now)) return false;
     gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "declined");
     post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
                            G_TYPE_STRING, "declined", nullptr));
@@ -360,6 +431,18 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
   auto type = static_cast<GstWebRTCSDPType>(type_i);
   auto it = calls_.find(peer);
   if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
+    // A flood of offers from one remote is dropped unanswered (answering each would get our
+    // own connection throttled by the server).
+    gint64 now = g_get_monotonic_time();
+    admission_.set_config(settings().admission);
+    if (admission_.offer(peer, now) == PeerAdmission::Verdict::kRateLimited) {
+      if (remote_log_.allow(now)) {
+        GST_WARNING_OBJECT(element_,
+                           "%s sends offers faster than offer-rate: dropped (and %u more)",
+                           peer.c_str(), remote_log_.suppressed());
+      }
+      return;
+    }
     if (it != calls_.end()) {
       Call& existing = *it->second;
       if (existing.offerer() && !existing.connected()) {
@@ -371,8 +454,10 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
         GST_INFO_OBJECT(element_, "glare with %s: answering theirs", peer.c_str());
         end_call(peer, "glare: answering the call of " + peer + " instead", nullptr);
       } else {
-        GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
-                           peer.c_str());
+        if (remote_log_.allow(now)) {
+          GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
+                             peer.c_str());
+        }
         return;
       }
     } else if (!accept_incoming(peer)) {
@@ -390,15 +475,19 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
                            "direction", G_TYPE_STRING, "incoming", nullptr));
     std::string error;
-    if (!c->start(error) || !c->remote_description(type, sdp, error)) {
+    // Checked before webrtcbin exists: a refused offer costs no transport.
+    if (!c->check_remote(sdp, error) || !c->start(error) ||
+        !c->remote_description(type, sdp, error)) {
       GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                           ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
-      end_call(peer, error, "invalid-sdp");
+      end_call(peer, error, admission_.refusal_allowed(now) ? "invalid-sdp" : nullptr);
     }
     return;
   }
   if (it == calls_.end()) {
-    GST_WARNING_OBJECT(element_, "answer from %s, whom we did not call: ignored", peer.c_str());
+    if (remote_log_.allow(g_get_monotonic_time())) {
+      GST_WARNING_OBJECT(element_, "answer from %s, whom we did not call: ignored", peer.c_str());
+    }
     return;
   }
   std::string error;
@@ -438,22 +527,43 @@ void Engine::on_failed(const GError* error) {
     uri = u ? u : "";
     g_free(u);
   }
-  if (!registered_) {
+  if (!ever_registered_) {
+    // Never reached: a wrong URI or a server that is not there is the user's to fix.
     GST_ELEMENT_ERROR(element_, RESOURCE, OPEN_READ_WRITE,
                       ("Could not register on signaling server %s", uri.c_str()),
                       ("%s", error->message));
     return;
   }
   // Calls in progress are peer to peer and go on; new ones need the server back.
-  GST_ELEMENT_WARNING(element_, RESOURCE, READ, ("Lost the signaling server %s", uri.c_str()),
-                      ("%s", error->message));
   registered_ = false;
   gst_webrtc_call_signaller_stop(signaller_);
-  post(gst_structure_new("webrtccall-disconnected", "reason", G_TYPE_STRING, error->message,
-                         nullptr));
+  reconnect_backoff_.set_max_ms(settings().max_reconnect_delay_s * 1000);
+  if (!std::exchange(lost_, true)) {
+    GST_ELEMENT_WARNING(element_, RESOURCE, READ,
+                        ("Lost the signaling server %s: reconnecting", uri.c_str()),
+                        ("%s", error->message));
+    post(gst_structure_new("webrtccall-disconnected", "reason", G_TYPE_STRING, error->message,
+                           nullptr));
+    // Who is online is unknown until the server is back.
+    {
+      std::lock_guard lock(state_mutex_);
+      users_copy_.clear();
+    }
+    g_object_notify(G_OBJECT(element_), "users");
+  } else {
+    GST_INFO_OBJECT(element_, "signaling server %s still unreachable: %s", uri.c_str(),
+                    error->message);
+  }
+  schedule_reconnect();
+}
+
+void Engine::schedule_reconnect() {
+  guint delay_ms = reconnect_backoff_.next_delay_ms(g_random_int());
+  GST_INFO_OBJECT(element_, "reconnecting to the signaling server in %u ms (attempt %u)", delay_ms,
+                  reconnect_backoff_.attempts());
   gwc::clear_source(reconnect_source_);
   reconnect_source_ = gwc::add_timeout(
-      2000,
+      delay_ms,
       [](gpointer data) -> gboolean {
         auto* self = static_cast<Engine*>(data);
         gwc::clear_source(self->reconnect_source_);
@@ -496,12 +606,15 @@ void Engine::call_connected(Call* call) {
                          nullptr));
 }
 
-void Engine::end_call(const std::string& peer, const std::string& reason,
-                      const char* hang_up_reason) {
+void Engine::end_call(std::string peer, const std::string& reason, const char* hang_up_reason) {
   auto it = calls_.find(peer);
   if (it == calls_.end()) return;
   std::unique_ptr<Call> call = std::move(it->second);
   calls_.erase(it);
+  if (!call->offerer()) {
+    gint64 now = g_get_monotonic_time();
+    admission_.call_ended(peer, call->connected(), now - call->started_us(), now);
+  }
   {
     std::lock_guard lock(state_mutex_);
     calls_copy_.clear();

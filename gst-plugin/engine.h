@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "backoff.h"
 #include "media.h"
+#include "remote-limits.h"
 #include "signaller.h"
 
 struct _GstWebRTCCall;
@@ -35,6 +37,11 @@ struct Settings {
   unsigned video_bitrate_kbps = 1000;
   unsigned latency_ms = 50;
   unsigned call_timeout_s = 10;
+  unsigned max_reconnect_delay_s = 30;
+  unsigned connect_timeout_s = 10;  // incoming: from the offer; outgoing: from the answer
+  unsigned answer_timeout_s = 30;   // an outgoing call waits this long for the answer
+  RemoteLimits remote_limits;
+  AdmissionConfig admission;
   bool output_encoded = false;
   bool upnp = false;
   std::vector<std::string> ice_addresses;
@@ -109,7 +116,10 @@ class Engine {
   bool accept_incoming(const std::string& peer);
   // Ends a call. `hang_up_reason`: what the peer is told (nullptr: nothing, "": a plain,
   // deliberate hang-up, else e.g. "failed", "timeout", "stopped" which it may redial after).
-  void end_call(const std::string& peer, const std::string& reason, const char* hang_up_reason);
+  // `peer` is a copy: the call, which may own the caller's string, can be gone on return.
+  void end_call(std::string peer, const std::string& reason, const char* hang_up_reason);
+  // Connects the signaller again after `reconnect_backoff_`'s next delay.
+  void schedule_reconnect();
   void end_calls_and_wait(const SinkStream* stream, const char* reason);
   void schedule_peer_retry();
   void maybe_call_peer();
@@ -126,10 +136,17 @@ class Engine {
   // Signaling thread only.
   std::string my_name_;
   bool registered_ = false;
+  // Once registered, the server being lost or unreachable is never an error: the engine
+  // reconnects with backoff (`lost_` until registered again). Before, it is.
+  bool ever_registered_ = false;
+  bool lost_ = false;
+  signaling::Backoff reconnect_backoff_{1000, 30000};
   std::map<std::string, std::unique_ptr<Call>> calls_;
   std::map<unsigned, std::unique_ptr<Call>> dying_;  // being torn down
   GSource* health_source_ = nullptr;
   std::set<std::string> no_redial_;  // peers that hung up on us or refused
+  PeerAdmission admission_;          // offer rate and busy backoff per remote user
+  LogThrottle remote_log_;           // what remotes make us log: at most once a second
   unsigned peer_attempts_ = 0;
   GSource* peer_retry_source_ = nullptr;
   GSource* reconnect_source_ = nullptr;

@@ -20,6 +20,18 @@ struct _GstWebRTCCall {
   guint video_bitrate;
   guint latency;
   guint call_timeout;
+  guint max_reconnect_delay;
+  guint connect_timeout;
+  guint answer_timeout;
+  guint unconnected_backoff;
+  guint max_mlines;
+  guint max_transports;
+  guint max_sdp_size;
+  guint max_candidates;
+  guint max_candidate_size;
+  guint offer_rate;
+  guint offer_burst;
+  guint refusal_rate;
   gboolean output_encoded;
   gboolean upnp;
   GStrv ice_addresses;

@@ -25,6 +25,19 @@ constexpr guint kDefaultLatency = 50;         // ms; webrtcbin's own default is 
 constexpr guint kDefaultCallTimeout = 10;     // s
 constexpr gboolean kDefaultOutputEncoded = FALSE;
 constexpr gboolean kDefaultUpnp = FALSE;
+constexpr guint kDefaultMaxReconnectDelay = 30;  // s
+// What a remote may cost (see README, "Limits on remote peers").
+constexpr guint kDefaultConnectTimeout = 10;      // s; ICE+DTLS takes well under 1 s on a LAN
+constexpr guint kDefaultAnswerTimeout = 30;       // s; a person answering a browser
+constexpr guint kDefaultUnconnectedBackoff = 60;  // s
+constexpr guint kDefaultMaxMlines = 16;
+constexpr guint kDefaultMaxTransports = 4;  // about 10 fds and 3 threads each
+constexpr guint kDefaultMaxSdpSize = 65536;
+constexpr guint kDefaultMaxCandidates = 64;
+constexpr guint kDefaultMaxCandidateSize = 512;
+constexpr guint kDefaultOfferRate = 5;  // per second
+constexpr guint kDefaultOfferBurst = 20;
+constexpr guint kDefaultRefusalRate = 10;  // per second, burst 4x: under the server's 50/s, 100
 
 enum {
   PROP_0,
@@ -39,6 +52,18 @@ enum {
   PROP_VIDEO_BITRATE,
   PROP_LATENCY,
   PROP_CALL_TIMEOUT,
+  PROP_MAX_RECONNECT_DELAY,
+  PROP_CONNECT_TIMEOUT,
+  PROP_ANSWER_TIMEOUT,
+  PROP_UNCONNECTED_BACKOFF,
+  PROP_MAX_MLINES,
+  PROP_MAX_TRANSPORTS,
+  PROP_MAX_SDP_SIZE,
+  PROP_MAX_CANDIDATES,
+  PROP_MAX_CANDIDATE_SIZE,
+  PROP_OFFER_RATE,
+  PROP_OFFER_BURST,
+  PROP_REFUSAL_RATE,
   PROP_OUTPUT_ENCODED,
   PROP_UPNP,
   PROP_ICE_ADDRESSES,
@@ -49,6 +74,31 @@ enum {
   N_PROPS
 };
 GParamSpec* properties[N_PROPS];
+
+// The limits on remote peers: plain uint properties, read once per call or offer.
+struct UintField {
+  int prop;
+  guint _GstWebRTCCall::*field;
+};
+constexpr UintField kLimitFields[] = {
+    {PROP_CONNECT_TIMEOUT, &_GstWebRTCCall::connect_timeout},
+    {PROP_ANSWER_TIMEOUT, &_GstWebRTCCall::answer_timeout},
+    {PROP_UNCONNECTED_BACKOFF, &_GstWebRTCCall::unconnected_backoff},
+    {PROP_MAX_MLINES, &_GstWebRTCCall::max_mlines},
+    {PROP_MAX_TRANSPORTS, &_GstWebRTCCall::max_transports},
+    {PROP_MAX_SDP_SIZE, &_GstWebRTCCall::max_sdp_size},
+    {PROP_MAX_CANDIDATES, &_GstWebRTCCall::max_candidates},
+    {PROP_MAX_CANDIDATE_SIZE, &_GstWebRTCCall::max_candidate_size},
+    {PROP_OFFER_RATE, &_GstWebRTCCall::offer_rate},
+    {PROP_OFFER_BURST, &_GstWebRTCCall::offer_burst},
+    {PROP_REFUSAL_RATE, &_GstWebRTCCall::refusal_rate},
+};
+guint _GstWebRTCCall::*limit_field(guint prop_id) {
+  for (const UintField& f : kLimitFields) {
+    if (f.prop == static_cast<int>(prop_id)) return f.field;
+  }
+  return nullptr;
+}
 
 enum { SIGNAL_CALL, SIGNAL_HANG_UP, SIGNAL_INCOMING_CALL, N_SIGNALS };
 guint signals[N_SIGNALS];
@@ -353,6 +403,11 @@ static void gst_webrtc_call_set_property(GObject* object, guint prop_id, const G
     }
     default: {
       GST_OBJECT_LOCK(self);
+      if (auto field = limit_field(prop_id)) {
+        self->*field = g_value_get_uint(value);
+        GST_OBJECT_UNLOCK(self);
+        break;
+      }
       switch (prop_id) {
         case PROP_AUTO_ANSWER:
           self->auto_answer = g_value_get_boolean(value);
@@ -371,6 +426,9 @@ static void gst_webrtc_call_set_property(GObject* object, guint prop_id, const G
           break;
         case PROP_CALL_TIMEOUT:
           self->call_timeout = g_value_get_uint(value);
+          break;
+        case PROP_MAX_RECONNECT_DELAY:
+          self->max_reconnect_delay = g_value_get_uint(value);
           break;
         case PROP_OUTPUT_ENCODED:
           self->output_encoded = g_value_get_boolean(value);
@@ -408,6 +466,11 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
       break;
   }
   GST_OBJECT_LOCK(self);
+  if (auto field = limit_field(prop_id)) {
+    g_value_set_uint(value, self->*field);
+    GST_OBJECT_UNLOCK(self);
+    return;
+  }
   switch (prop_id) {
     case PROP_USERNAME:
       g_value_set_string(value, self->username);
@@ -438,6 +501,9 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
       break;
     case PROP_CALL_TIMEOUT:
       g_value_set_uint(value, self->call_timeout);
+      break;
+    case PROP_MAX_RECONNECT_DELAY:
+      g_value_set_uint(value, self->max_reconnect_delay);
       break;
     case PROP_OUTPUT_ENCODED:
       g_value_set_boolean(value, self->output_encoded);
@@ -539,6 +605,59 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "call-timeout", "Call timeout",
       "Seconds without any packet from the remote after which a call ends (a vanished peer)", 2,
       3600, kDefaultCallTimeout, rw_playing);
+  properties[PROP_MAX_RECONNECT_DELAY] = g_param_spec_uint(
+      "max-reconnect-delay", "Maximum reconnect delay",
+      "Once registered, a lost or unreachable signaling server is tried again after 1 s, 2 s, "
+      "4 s ... (each with random jitter) up to this many seconds between attempts; calls go on "
+      "meanwhile",
+      1, 3600, kDefaultMaxReconnectDelay, rw_playing);
+  properties[PROP_CONNECT_TIMEOUT] = g_param_spec_uint(
+      "connect-timeout", "Connect timeout",
+      "Seconds a call may take to connect (ICE and DTLS) once both descriptions are known: "
+      "from the offer for incoming calls, from the answer for outgoing ones; re-offers never "
+      "extend it",
+      1, 3600, kDefaultConnectTimeout, rw_playing);
+  properties[PROP_ANSWER_TIMEOUT] = g_param_spec_uint(
+      "answer-timeout", "Answer timeout", "Seconds an outgoing call waits for the remote to answer",
+      1, 3600, kDefaultAnswerTimeout, rw_playing);
+  properties[PROP_UNCONNECTED_BACKOFF] = g_param_spec_uint(
+      "unconnected-backoff", "Unconnected backoff",
+      "Seconds a caller is refused as busy after its incoming calls held a slot for "
+      "connect-timeout in total without connecting (0: never)",
+      0, 86400, kDefaultUnconnectedBackoff, rw_playing);
+  properties[PROP_MAX_MLINES] =
+      g_param_spec_uint("max-mlines", "Max m-lines",
+                        "m-lines a remote description may have (see also max-transports)", 1, 1024,
+                        kDefaultMaxMlines, rw_playing);
+  properties[PROP_MAX_TRANSPORTS] = g_param_spec_uint(
+      "max-transports", "Max transports",
+      "ICE/DTLS transports a remote description may need: its BUNDLE group counts one, each "
+      "active m-line outside it one (about 10 fds and 3 threads each)",
+      1, 1024, kDefaultMaxTransports, rw_playing);
+  properties[PROP_MAX_SDP_SIZE] =
+      g_param_spec_uint("max-sdp-size", "Max SDP size", "Bytes a remote description may have", 1024,
+                        16 << 20, kDefaultMaxSdpSize, rw_playing);
+  properties[PROP_MAX_CANDIDATES] = g_param_spec_uint(
+      "max-candidates", "Max candidates",
+      "Remote ICE candidates taken per call (trickled and in the SDP); further ones are ignored", 1,
+      10000, kDefaultMaxCandidates, rw_playing);
+  properties[PROP_MAX_CANDIDATE_SIZE] = g_param_spec_uint(
+      "max-candidate-size", "Max candidate size", "Bytes one remote ICE candidate may have", 64,
+      65536, kDefaultMaxCandidateSize, rw_playing);
+  properties[PROP_OFFER_RATE] = g_param_spec_uint(
+      "offer-rate", "Offer rate",
+      "Offers per second taken from one remote user (after offer-burst); further ones are "
+      "dropped unanswered (0: no limit)",
+      0, 1000, kDefaultOfferRate, rw_playing);
+  properties[PROP_OFFER_BURST] =
+      g_param_spec_uint("offer-burst", "Offer burst",
+                        "Offers one remote user may send at once before offer-rate applies", 1,
+                        10000, kDefaultOfferBurst, rw_playing);
+  properties[PROP_REFUSAL_RATE] = g_param_spec_uint(
+      "refusal-rate", "Refusal rate",
+      "Refusals (busy, declined, invalid-sdp) sent per second to all remote users together, "
+      "with a burst of four times as many; offers beyond are dropped unanswered (0: no limit)",
+      0, 1000, kDefaultRefusalRate, rw_playing);
   properties[PROP_OUTPUT_ENCODED] = g_param_spec_boolean(
       "output-encoded", "Output encoded",
       "Source pads give the received streams encoded (VP8/VP9/H.264/Opus), for recording "
@@ -616,6 +735,18 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->video_bitrate = kDefaultVideoBitrate;
   self->latency = kDefaultLatency;
   self->call_timeout = kDefaultCallTimeout;
+  self->max_reconnect_delay = kDefaultMaxReconnectDelay;
+  self->connect_timeout = kDefaultConnectTimeout;
+  self->answer_timeout = kDefaultAnswerTimeout;
+  self->unconnected_backoff = kDefaultUnconnectedBackoff;
+  self->max_mlines = kDefaultMaxMlines;
+  self->max_transports = kDefaultMaxTransports;
+  self->max_sdp_size = kDefaultMaxSdpSize;
+  self->max_candidates = kDefaultMaxCandidates;
+  self->max_candidate_size = kDefaultMaxCandidateSize;
+  self->offer_rate = kDefaultOfferRate;
+  self->offer_burst = kDefaultOfferBurst;
+  self->refusal_rate = kDefaultRefusalRate;
   self->output_encoded = kDefaultOutputEncoded;
   self->upnp = kDefaultUpnp;
   self->signaller =

@@ -90,39 +90,36 @@ void handle_relayed(GstWebRTCCallWsSignaller* self, protocol::RelayedMsg& msg) {
     GST_WARNING_OBJECT(self, "%s without a sender name: ignored", msg.type.c_str());
     return;
   }
+  // Relayed messages are whatever another client sent: every member is read with its type
+  // checked (an array where a string belongs is "absent", never a json-glib critical).
   if (msg.type == "video-offer" || msg.type == "video-answer") {
     JsonNode* sdp = json_object_get_member(o, "sdp");
-    const char* text = nullptr;
+    std::optional<std::string> text;
     if (sdp && JSON_NODE_HOLDS_OBJECT(sdp)) {
-      JsonObject* desc = json_node_get_object(sdp);
-      if (json_object_has_member(desc, "sdp")) {
-        JsonNode* t = json_object_get_member(desc, "sdp");
-        if (JSON_NODE_HOLDS_VALUE(t) && json_node_get_value_type(t) == G_TYPE_STRING) {
-          text = json_node_get_string(t);
-        }
-      }
+      text = protocol::string_member(json_node_get_object(sdp), "sdp");
     }
     // An unusable description still reaches the element (as empty text) so that it can
     // refuse the call with a clear reason instead of leaving the peer waiting.
     gst_webrtc_call_signaller_emit_description(
         as_signaller(self), peer.c_str(),
         msg.type == "video-offer" ? GST_WEBRTC_SDP_TYPE_OFFER : GST_WEBRTC_SDP_TYPE_ANSWER,
-        text ? text : "");
+        text ? text->c_str() : "");
   } else if (msg.type == "new-ice-candidate") {
     JsonNode* cand = json_object_get_member(o, "candidate");
     if (!cand || !JSON_NODE_HOLDS_OBJECT(cand)) return;  // end of candidates
     JsonObject* c = json_node_get_object(cand);
-    const char* candidate = json_object_get_string_member_with_default(c, "candidate", nullptr);
-    if (!candidate || !*candidate) return;
-    const char* mid = json_object_get_string_member_with_default(c, "sdpMid", nullptr);
-    gint64 mline = json_object_get_int_member_with_default(c, "sdpMLineIndex", -1);
+    std::optional<std::string> candidate = protocol::string_member(c, "candidate");
+    if (!candidate || candidate->empty()) return;
+    std::optional<std::string> mid = protocol::string_member(c, "sdpMid");
+    std::int64_t mline = protocol::int_member(c, "sdpMLineIndex").value_or(-1);
+    if (mline > G_MAXINT) mline = -1;
     if (mline < 0 && !mid) return;
     gst_webrtc_call_signaller_emit_candidate(as_signaller(self), peer.c_str(),
-                                             mline < 0 ? G_MAXUINT : static_cast<guint>(mline), mid,
-                                             candidate);
+                                             mline < 0 ? G_MAXUINT : static_cast<guint>(mline),
+                                             mid ? mid->c_str() : nullptr, candidate->c_str());
   } else if (msg.type == "hang-up") {
-    const char* reason = json_object_get_string_member_with_default(o, "reason", "");
-    gst_webrtc_call_signaller_emit_hang_up(as_signaller(self), peer.c_str(), reason);
+    std::string reason = protocol::string_member(o, "reason").value_or("");
+    gst_webrtc_call_signaller_emit_hang_up(as_signaller(self), peer.c_str(), reason.c_str());
   } else {
     GST_DEBUG_OBJECT(self, "ignoring application message %s from %s", msg.type.c_str(),
                      peer.c_str());

@@ -122,15 +122,6 @@ std::variant<GRef<JsonObject>, Error> parse_object(std::string_view text, const 
   return GRef<JsonObject>::ref(json_node_get_object(root));
 }
 
-// The string value of `member`, or nullopt when absent or of another type.
-std::optional<std::string> string_member(JsonObject* o, const char* member) {
-  JsonNode* n = json_object_get_member(o, member);
-  if (n == nullptr || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
-    return std::nullopt;
-  }
-  return std::string(json_node_get_string(n));
-}
-
 bool member_is_null_or_absent(JsonObject* o, const char* member) {
   JsonNode* n = json_object_get_member(o, member);
   return n == nullptr || JSON_NODE_HOLDS_NULL(n);
@@ -445,6 +436,29 @@ std::variant<ServerMessage, Error> parse_server(std::string_view text, const Lim
   }
   std::string name = string_member(o.get(), "name").value_or("");
   return ServerMessage{RelayedMsg{std::move(*type), std::move(name), std::move(o)}};
+}
+
+std::optional<std::string> string_member(JsonObject* o, const char* member) {
+  JsonNode* n = json_object_get_member(o, member);
+  if (n == nullptr || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
+    return std::nullopt;
+  }
+  return std::string(json_node_get_string(n));
+}
+
+std::optional<std::int64_t> int_member(JsonObject* o, const char* member) {
+  JsonNode* n = json_object_get_member(o, member);
+  if (n == nullptr || !JSON_NODE_HOLDS_VALUE(n)) return std::nullopt;
+  GType t = json_node_get_value_type(n);
+  if (t == G_TYPE_INT64) return json_node_get_int(n);
+  if (t == G_TYPE_DOUBLE) {
+    // Browsers serialize integers as plain numbers; only whole values in range count.
+    double d = json_node_get_double(n);
+    if (d >= -9.0e15 && d <= 9.0e15 && d == static_cast<double>(static_cast<std::int64_t>(d))) {
+      return static_cast<std::int64_t>(d);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace signaling::protocol

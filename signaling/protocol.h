@@ -129,6 +129,12 @@ using ServerMessage =
     std::variant<IdMsg, RejectUsernameMsg, UserListMsg, ChatMsg, ErrorMsg, RelayedMsg>;
 std::variant<ServerMessage, Error> parse_server(std::string_view text, const Limits& limits);
 
+// Typed reads of a member of a message's object, for clients reading relayed messages:
+// nullopt when the member is absent or holds another JSON type (an array, an object, a
+// string where a number belongs), never a json-glib critical.
+std::optional<std::string> string_member(JsonObject* object, const char* member);
+std::optional<std::int64_t> int_member(JsonObject* object, const char* member);
+
 // Serializes a JSON object built by a client (offers, answers, ...) to compact text.
 std::string to_text(JsonObject* object);
 std::string to_text(JsonNode* node);

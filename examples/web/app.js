@@ -76,6 +76,12 @@ let call = null;         // the Call in progress (calling, incoming or in call),
 let callState = "idle";  // "idle" | "calling" | "incoming" | "in-call"
 let mediaState = "";     // the ICE state of the call in progress, for the user
 let registeredOnce = false;
+// User lists since we (re)registered say who left: a call's peer missing from one has gone.
+// After a reconnection the peer may register after us, so the list is trusted again only once
+// it names the peer (or a new call starts).
+let listTrusted = true;
+let reconnectBanner = false;  // the banner shows the reconnection notice
+let retryTimer = 0;      // updates the "Reconnecting in N s" countdown
 let ringTimer = 0;       // ends an unanswered call
 
 // Servers that drop offers to absent users silently (the sample's) would leave us calling
@@ -85,6 +91,7 @@ const RING_TIMEOUT_MS = 60_000;
 // ---- banner -------------------------------------------------------------------------------
 
 function showBanner(text, kind = "error") {
+  reconnectBanner = false;
   ui.bannerText.textContent = text;
   ui.banner.dataset.kind = kind;
   ui.banner.hidden = false;
@@ -100,12 +107,21 @@ function hideBanner() {
 function renderConnection() {
   const {state} = signaling;
   ui.connection.dataset.state = state;
-  ui.connection.textContent = {
-    connecting: "Connecting…",
-    connected: `Connected as ${signaling.name}`,
-    disconnected: registeredOnce ? "Disconnected" : "Not connected",
-  }[state];
-  ui.reconnect.hidden = !(state === "disconnected" && registeredOnce);
+  clearTimeout(retryTimer);
+  if (state === "reconnecting") {
+    // The calls in progress are peer to peer and go on; new ones wait for the server.
+    const seconds = Math.max(0, Math.ceil((signaling.retryAt - Date.now()) / 1000));
+    ui.connection.textContent = `Server lost: reconnecting in ${seconds} s…`;
+    retryTimer = setTimeout(renderConnection, 250);
+  } else {
+    ui.connection.textContent = {
+      connecting: registeredOnce ? "Reconnecting…" : "Connecting…",
+      connected: `Connected as ${signaling.name}`,
+      disconnected: registeredOnce ? "Disconnected" : "Not connected",
+    }[state];
+  }
+  ui.reconnect.hidden = !((state === "disconnected" || state === "reconnecting") && registeredOnce);
+  ui.reconnect.textContent = state === "reconnecting" ? "Reconnect now" : "Reconnect";
   ui.loginSection.hidden = registeredOnce;
   ui.loginButton.disabled = state === "connecting";
   ui.app.hidden = !registeredOnce;
@@ -195,6 +211,7 @@ function sendToPeer(message) {
 }
 
 function newCall(peer) {
+  listTrusted = true;  // we call, or are called by, someone online now
   const c = new Call({peer, iceServers, send: sendToPeer});
   c.addEventListener("localstream", () => {
     if (c !== call) return;
@@ -356,8 +373,13 @@ function onUserList(msg) {
   const list = Array.isArray(msg.users) ? msg.users.filter((u) => typeof u === "string") : [];
   users = list.filter((name) => name !== signaling.name);
   renderUsers();
-  // Servers that send no hang-up when a user leaves (the sample's) still update the list.
-  if (call && !users.includes(call.peer)) endCall(`${call.peer} went offline.`);
+  // Servers that send no hang-up when a user leaves (the sample's) still update the list. After
+  // a reconnection the peer may register again after us: only a peer seen and then gone left.
+  if (call && users.includes(call.peer)) {
+    listTrusted = true;
+  } else if (call && listTrusted) {
+    endCall(`${call.peer} went offline.`);
+  }
 }
 
 function onMessage(event) {
@@ -406,6 +428,14 @@ function onConnectionState(event) {
     const url = new URL(location.href);
     url.searchParams.set("name", signaling.name);
     history.replaceState(null, "", url);
+    if (reconnectBanner) hideBanner();
+    reconnectBanner = false;
+  } else if (state === "reconnecting") {
+    // Who is online is unknown until the server is back; the call itself needs no server.
+    users = [];
+    listTrusted = false;
+    showBanner(`${reason} Reconnecting…`, "info");
+    reconnectBanner = true;
   } else if (state === "disconnected") {
     // Without the server no call can be signaled; the server hangs up for us on its side.
     endCall();
@@ -434,7 +464,11 @@ ui.loginForm.addEventListener("submit", (event) => {
 });
 ui.reconnect.addEventListener("click", () => {
   hideBanner();
-  signaling.connect(signaling.name);
+  if (signaling.state === "reconnecting") {
+    signaling.reconnectNow();
+  } else {
+    signaling.connect(signaling.name);
+  }
 });
 ui.bannerClose.addEventListener("click", hideBanner);
 ui.accept.addEventListener("click", acceptCall);

@@ -2,6 +2,7 @@
 # The browser tests: headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
 # runs the web client against the server under test.
 #   tests/browser/run.sh SERVER-BINARY WEB-ROOT [TEST]
+# (TEST reconnect.test.mjs: the server dies under a call and comes back; the pages reconnect.)
 # TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
 # or element.test.mjs (pages and gst-launch-1.0 pipelines with the webrtccall element call
 # each other; needs gst-launch-1.0 and GST_PLUGIN_PATH with the built plugin).
@@ -20,7 +21,7 @@ if [ $# -lt 2 ] || [ $# -gt 3 ]; then
 fi
 test_script=${3:-call.test.mjs}
 case $test_script in
-  call.test.mjs | element.test.mjs) ;;
+  call.test.mjs | element.test.mjs | reconnect.test.mjs) ;;
   *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
 esac
 
@@ -103,7 +104,8 @@ echo "server listening on $url"
 
 # In the background, so that a TERM (meson's timeout) is handled at once, not after node; in
 # a process group of its own, so that cleanup can end whatever node started.
-setsid --wait node "$here/$test_script" "$url" &
+# reconnect.test.mjs starts and kills servers of its own.
+WCC_SERVER_BIN=$server setsid --wait node "$here/$test_script" "$url" &
 node_pid=$!
 node_group=$node_pid
 set +e

@@ -358,6 +358,29 @@ TEST_F(ElementCall, IceRestrictedToLoopback) {
   ASSERT_TRUE(received_media(bob, 10, 10));
 }
 
+// A call that fails inside webrtcbin (here: it refuses the answer) is redialed by the peer
+// property. The failure path ends the call from within the Call, whose teardown can finish at
+// once and free it: the engine used to compare the freed peer name and never redial.
+TEST_F(ElementCall, PeerRedialsAfterACallFailsInWebrtcbin) {
+  RawClient mallory(server_.ws_url(), "mallory");
+  ASSERT_TRUE(mallory.run_until([&] { return mallory.users_.size() == 1; }));
+  // Nothing to send: no branch to detach, so the failed call's teardown is immediate.
+  Peer alice("alice", server_.ws_url(),
+             {.send_video = false, .send_audio = false, .peer = "mallory"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "video-offer"); }));
+  // One m-line for an offer of two: webrtcbin refuses it (after our own checks pass).
+  mallory.send(
+      R"({"type":"video-answer","target":"alice","sdp":{"type":"answer","sdp":"v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:active\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:111 OPUS/48000/2\r\n"}})");
+  GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "mallory"}});
+  ASSERT_TRUE(ended);
+  gst_structure_free(ended);
+  mallory.types_.clear();
+  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "video-offer"); }, 5000))
+      << "alice did not call mallory again";
+  EXPECT_TRUE(alice.errors().empty());
+}
+
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);

@@ -14,7 +14,7 @@
 
 namespace test {
 
-ServerProcess::ServerProcess(std::vector<std::string> extra_args) {
+ServerProcess::ServerProcess(std::vector<std::string> extra_args, unsigned port) {
   const char* server = g_getenv("WEBRTC_CALL_SERVER");
   if (!server) return;
   int out[2];
@@ -24,7 +24,8 @@ ServerProcess::ServerProcess(std::vector<std::string> extra_args) {
     dup2(out[1], STDOUT_FILENO);
     close(out[0]);
     close(out[1]);
-    std::vector<std::string> args = {server, "--address", "127.0.0.1", "--port", "0"};
+    std::vector<std::string> args = {server, "--address", "127.0.0.1", "--port",
+                                     std::to_string(port)};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -43,17 +44,22 @@ ServerProcess::ServerProcess(std::vector<std::string> extra_args) {
       std::string hostport = l.substr(prefix.size());
       hostport = hostport.substr(0, hostport.find('/'));
       ws_url_ = "ws://" + hostport + "/ws";
+      port_ = static_cast<unsigned>(std::stoul(hostport.substr(hostport.rfind(':') + 1)));
     }
   }
   if (f) fclose(f);
 }
 
 ServerProcess::~ServerProcess() {
-  if (pid_ > 0) {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-  }
+  stop();
+}
+
+void ServerProcess::stop(int signal) {
+  if (pid_ <= 0) return;
+  kill(pid_, signal);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
 }
 
 Peer::Peer(const std::string& name, const std::string& url, PeerOptions o) : name_(name) {

@@ -17,16 +17,21 @@
 
 namespace test {
 
-// webrtc-call-server on 127.0.0.1 with a free port; stopped (SIGTERM) on destruction.
+// webrtc-call-server on 127.0.0.1 with a free port (or `port`, to start a server again where
+// an earlier one was); stopped (SIGTERM) on destruction.
 class ServerProcess {
  public:
-  explicit ServerProcess(std::vector<std::string> extra_args = {});
+  explicit ServerProcess(std::vector<std::string> extra_args = {}, unsigned port = 0);
   ~ServerProcess();
   const std::string& ws_url() const { return ws_url_; }
+  unsigned port() const { return port_; }
   bool ok() const { return pid_ > 0 && !ws_url_.empty(); }
+  // Ends the server now with `signal` (SIGKILL: a crash) and waits for it to exit.
+  void stop(int signal = SIGTERM);
 
  private:
   pid_t pid_ = -1;
+  unsigned port_ = 0;
   std::string ws_url_;
 };
 
