@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "client.h"
@@ -31,6 +32,8 @@ class TlsServer : public ::testing::Test {
  protected:
   // Flags added to the server's command line.
   virtual std::vector<std::string> Flags() const { return {}; }
+  // Variables added to the server's environment.
+  virtual std::vector<std::pair<std::string, std::string>> Env() const { return {}; }
 
   void SetUp() override {
     dir_ = g_dir_make_tmp("wcc-tls-XXXXXX", nullptr);
@@ -57,8 +60,13 @@ class TlsServer : public ::testing::Test {
     for (const std::string& a : args) argv.push_back(a.c_str());
     argv.push_back(nullptr);
     gwc::GErrorPtr err;
-    proc_ = GRef<GSubprocess>::adopt(g_subprocess_newv(
-        argv.data(), static_cast<GSubprocessFlags>(G_SUBPROCESS_FLAGS_STDOUT_PIPE), gwc::out(err)));
+    GRef<GSubprocessLauncher> launcher =
+        GRef<GSubprocessLauncher>::adopt(g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE));
+    for (const auto& [name, value] : Env()) {
+      g_subprocess_launcher_setenv(launcher.get(), name.c_str(), value.c_str(), TRUE);
+    }
+    proc_ = GRef<GSubprocess>::adopt(
+        g_subprocess_launcher_spawnv(launcher.get(), argv.data(), gwc::out(err)));
     ASSERT_TRUE(proc_) << err->message;
     GRef<GDataInputStream> out = GRef<GDataInputStream>::adopt(
         g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc_.get())));
@@ -313,6 +321,16 @@ class TlsHostile : public TlsServer {
   std::vector<std::string> Flags() const override {
     return {"--tls-handshake-timeout", "4", "--header-timeout", "1"};
   }
+#if defined(__SANITIZE_ADDRESS__)
+  // LeakSanitizer's own tracer crashes ("Tracer caught signal 11") at the exit of a server
+  // that ran these handshakes, in its scan of thread-local storage: with use_tls=0 it
+  // completes and reports only allocations of GLib's that live in thread-local storage.
+  // Leaks are looked for in the other TLS tests; memory errors here too.
+  std::vector<std::pair<std::string, std::string>> Env() const override {
+    const char* asan = g_getenv("ASAN_OPTIONS");
+    return {{"ASAN_OPTIONS", std::string(asan ? asan : "") + ":detect_leaks=0"}};
+  }
+#endif
 
   // CPU time (user + system) the server has used, in seconds.
   double ServerCpu() const {
