@@ -1,6 +1,10 @@
 // bench/call-setup: call setup time and glass-to-glass latency of the webrtccall element,
 // element to element through the real webrtc-call-server. It prints figures; it is not a test
-// and asserts nothing about time (the targets are printed next to the figures).
+// and asserts nothing about time in a test (the targets are printed next to the figures), but
+// its exit status says whether they were met, for scripts and for whoever reads only that:
+//   0 every target met; 4 a target MISSED (or no figure to judge it by); 1 the run itself went
+//   wrong (a pipeline did not start, the peers did not register, the glass-to-glass call did
+//   not come up or ended); 2 bad arguments; 3 --timeout.
 //
 // Two pipelines in this process, "callee" and "caller", each
 //   videotestsrc is-live (640x480@30 I420, scrolling) ! [stamp probe] ! webrtccall.video_0
@@ -120,7 +124,9 @@ struct Options {
                "       [--block PX] [--pattern NAME] [--speed PX] [--call-wait S] [--timeout S]\n"
                "       [--server PATH] [--plugin-path DIR] [--netns-run PATH] [--sync]\n"
                "       [--vp8enc-threads N] [--verbose]\n"
-               "Runs itself inside a network namespace of its own (tests/netns-run.sh).\n",
+               "Runs itself inside a network namespace of its own (tests/netns-run.sh).\n"
+               "Exit status: 0 targets met, 4 a target MISSED, 1 the run went wrong, 2 bad "
+               "arguments, 3 --timeout hit.\n",
                argv0);
   std::exit(code);
 }
@@ -951,7 +957,11 @@ CallResult one_call(Side& caller, Side& callee, const Options& o) {
   return r;
 }
 
-void phase_setup(Side& caller, Side& callee, const Options& o) {
+// Exit status when a target was missed (see the top of the file).
+constexpr int kExitMissed = 4;
+
+// Returns whether both setup targets were met.
+bool phase_setup(Side& caller, Side& callee, const Options& o) {
   std::printf(
       "\n(1) Call setup: %d calls in sequence; per side, from the \"call\" emission to the "
       "first decoded video frame on that side's video_src pad\n",
@@ -1046,11 +1056,13 @@ void phase_setup(Side& caller, Side& callee, const Options& o) {
   std::printf("  %.1f s for the %d calls; this process used %.0f%% of one CPU; machine after: %s\n",
               ms(wall) / 1000, o.calls,
               100.0 * static_cast<double>(cpu) / static_cast<double>(wall), machine_load().c_str());
+  return std::string(verdict(a)) == "met" && std::string(verdict(b)) == "met";
 }
 
 // ---- phase 2: glass-to-glass ----
 
-void print_direction(const char* label, const Latency& l, const Latency& sender, double seconds) {
+// Returns whether the direction met its target.
+bool print_direction(const char* label, const Latency& l, const Latency& sender, double seconds) {
   int sent_by_other = static_cast<int>(sender.stamped);
   Stats s = stats(l.samples);
   int rejected = l.rejected_markers + l.rejected_crc + l.implausible;
@@ -1079,9 +1091,12 @@ void print_direction(const char* label, const Latency& l, const Latency& sender,
       "      p50 / p95 per stage (%zu frames): capture->encoded %.1f / %.1f, "
       "encoded->decoder input %.1f / %.1f, decode %.1f / %.1f ms\n",
       e.n, e.p50, e.p95, t.p50, t.p95, d.p50, d.p95);
+  return s.n > 0 && s.p50 < 100;
 }
 
-bool phase_latency(Side& caller, Side& callee, const Options& o) {
+// Returns false when the run went wrong; `met`: whether both directions met their target.
+bool phase_latency(Side& caller, Side& callee, const Options& o, bool* met) {
+  *met = false;
   guint latency_caller = 0, latency_callee = 0, bitrate = 0;
   g_object_get(caller.element(), "latency", &latency_caller, "video-bitrate", &bitrate, nullptr);
   g_object_get(callee.element(), "latency", &latency_callee, nullptr);
@@ -1169,8 +1184,9 @@ bool phase_latency(Side& caller, Side& callee, const Options& o) {
     std::printf("                      p50      p95      max (ms)   target p50 < 100 ms\n");
     // A side's receiver reads what the other side stamped.
     double seconds = o.duration_s;
-    print_direction("caller -> callee", callee.latency, caller.latency, seconds);
-    print_direction("callee -> caller", caller.latency, callee.latency, seconds);
+    bool met_there = print_direction("caller -> callee", callee.latency, caller.latency, seconds);
+    bool met_back = print_direction("callee -> caller", caller.latency, callee.latency, seconds);
+    *met = met_there && met_back;
     std::printf("  this process used %.0f%% of one CPU during the window (%s)\n",
                 100.0 * static_cast<double>(cpu) / (o.duration_s * 1e6), machine_load().c_str());
     for (const Side* rx : {&callee, &caller}) {
@@ -1304,8 +1320,14 @@ int main(int argc, char** argv) {
           // The DTLS certificate is generated in the background when an element starts:
           // give it the time a real application would have had before its first call.
           g_usleep(1000 * 1000);
-          phase_setup(caller, callee, o);
-          if (o.duration_s > 0 && !phase_latency(caller, callee, o)) status = 1;
+          bool met = phase_setup(caller, callee, o);
+          bool latency_met = true;
+          if (o.duration_s > 0 && !phase_latency(caller, callee, o, &latency_met)) status = 1;
+          met = met && latency_met;
+          if (status == 0 && !met) {
+            std::printf("\ncall-setup: a target was MISSED (exit status %d)\n", kExitMissed);
+            status = kExitMissed;
+          }
         }
       }
     }  // pipelines to NULL before the server goes

@@ -16,10 +16,19 @@ struct Hub {
   std::mutex mutex;
   std::map<std::string, TestFakeSignaller*> members;
   test::SdpTamper tamper;
+  std::vector<test::HubMessage> log;
+  unsigned hold_offers = 0;
+  std::vector<std::function<void()>> held;
 };
+
 Hub& hub() {
   static Hub h;
   return h;
+}
+
+void log_message(test::HubMessage m) {
+  std::lock_guard lock(hub().mutex);
+  hub().log.push_back(std::move(m));
 }
 
 // Runs `fn` with the signaller registered as `name` on its element's thread.
@@ -111,18 +120,37 @@ void fake_send_description(GstWebRTCCallSignaller* signaller, const gchar* peer,
     std::lock_guard lock(hub().mutex);
     tamper = hub().tamper;
   }
-  if (tamper) sdp = tamper(*self->name, peer, sdp);
-  std::string from = *self->name;
   GstWebRTCSDPType type = desc->type;
-  deliver(peer, [from, type, sdp](GstWebRTCCallSignaller* s) {
-    gst_webrtc_call_signaller_emit_description(s, from.c_str(), type, sdp.c_str());
-  });
+  log_message({*self->name, peer, type == GST_WEBRTC_SDP_TYPE_OFFER ? "offer" : "answer", sdp});
+  if (tamper) sdp = tamper(*self->name, peer, sdp);
+  std::string from = *self->name, to = peer;
+  auto send = [from, to, type, sdp] {
+    deliver(to, [from, type, sdp](GstWebRTCCallSignaller* s) {
+      gst_webrtc_call_signaller_emit_description(s, from.c_str(), type, sdp.c_str());
+    });
+  };
+  std::vector<std::function<void()>> release;
+  {
+    std::lock_guard lock(hub().mutex);
+    if (type == GST_WEBRTC_SDP_TYPE_OFFER && hub().hold_offers > 0) {
+      hub().held.push_back(send);
+      if (hub().held.size() < hub().hold_offers) return;
+      hub().hold_offers = 0;
+      release.swap(hub().held);
+    }
+  }
+  if (release.empty()) {
+    send();
+  } else {
+    for (auto& fn : release) fn();
+  }
 }
 
 void fake_send_candidate(GstWebRTCCallSignaller* signaller, const gchar* peer, guint mline,
                          const gchar* mid, const gchar* candidate) {
   auto* self = TEST_FAKE_SIGNALLER(signaller);
   if (!candidate) return;
+  log_message({*self->name, peer, "candidate", candidate});
   std::string from = *self->name, m = mid ? mid : "", c = candidate;
   deliver(peer, [from, mline, m, c](GstWebRTCCallSignaller* s) {
     gst_webrtc_call_signaller_emit_candidate(s, from.c_str(), mline,
@@ -133,6 +161,7 @@ void fake_send_candidate(GstWebRTCCallSignaller* signaller, const gchar* peer, g
 void fake_send_hang_up(GstWebRTCCallSignaller* signaller, const gchar* peer, const gchar* reason) {
   auto* self = TEST_FAKE_SIGNALLER(signaller);
   std::string from = *self->name, r = reason ? reason : "";
+  log_message({from, peer, "hang-up", r});
   deliver(peer, [from, r](GstWebRTCCallSignaller* s) {
     gst_webrtc_call_signaller_emit_hang_up(s, from.c_str(), r.c_str());
   });
@@ -177,6 +206,19 @@ void fake_hub_set_tamper(SdpTamper tamper) {
 void fake_hub_reset() {
   std::lock_guard lock(hub().mutex);
   hub().tamper = nullptr;
+  hub().log.clear();
+  hub().hold_offers = 0;
+  hub().held.clear();
+}
+
+void fake_hub_hold_offers(unsigned count) {
+  std::lock_guard lock(hub().mutex);
+  hub().hold_offers = count;
+}
+
+std::vector<HubMessage> fake_hub_log() {
+  std::lock_guard lock(hub().mutex);
+  return hub().log;
 }
 
 TestFakeSignaller* fake_signaller_new() {

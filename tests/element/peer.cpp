@@ -233,6 +233,22 @@ bool Peer::has_message(const std::string& name, std::map<std::string, std::strin
   return false;
 }
 
+int Peer::count_messages(const std::string& name, std::map<std::string, std::string> fields) {
+  std::lock_guard lock(mutex_);
+  int n = 0;
+  for (GstStructure* s : messages_) n += matches(s, name, fields);
+  return n;
+}
+
+std::vector<std::string> Peer::calls() const {
+  gchar** calls = nullptr;
+  g_object_get(call_, "calls", &calls, nullptr);
+  std::vector<std::string> out;
+  for (gchar** c = calls; c && *c; ++c) out.emplace_back(*c);
+  g_strfreev(calls);
+  return out;
+}
+
 bool Peer::wait_until(std::function<bool()> pred, int timeout_ms) {
   // Re-checked on every buffer and message, and at least every 20 ms for conditions that
   // change without either (pads removed, threads ended).

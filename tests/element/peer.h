@@ -59,6 +59,10 @@ class Peer {
   GstStructure* wait_message(const std::string& name, std::map<std::string, std::string> fields,
                              int timeout_ms = 15000);
   bool has_message(const std::string& name, std::map<std::string, std::string> fields);
+  // How many such messages arrived and were not consumed by wait_message.
+  int count_messages(const std::string& name, std::map<std::string, std::string> fields);
+  // The element's `calls` property.
+  std::vector<std::string> calls() const;
   // Waits until `pred` holds (checked on every received buffer and message).
   bool wait_until(std::function<bool()> pred, int timeout_ms = 15000);
 

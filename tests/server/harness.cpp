@@ -839,7 +839,7 @@ long ServerProcess::RssKiB() const {
   return -1;
 }
 
-long ServerProcess::HwmKiB() const {
+long ServerProcess::PeakRssKiB() const {
   if (pid_ <= 0) return -1;
   std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
   std::string line;
@@ -867,6 +867,14 @@ int ServerProcess::ThreadCount() const {
     if (line.starts_with("Threads:")) return std::atoi(line.c_str() + 8);
   }
   return -1;
+}
+
+bool ServerProcess::ResetPeakRss() const {
+  if (pid_ <= 0) return false;
+  std::ofstream out("/proc/" + std::to_string(pid_) + "/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
 }
 
 double ServerProcess::Metric(const std::string& sample) {

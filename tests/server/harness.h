@@ -229,8 +229,11 @@ class ServerProcess {
   std::string Log() const;
   // VmRSS from /proc/PID/status, in KiB; -1 when unavailable.
   long RssKiB() const;
-  // VmHWM (peak RSS) from /proc/PID/status, in KiB; -1 when unavailable.
-  long HwmKiB() const;
+  // Peak resident memory (VmHWM), in KiB; -1 when unavailable. ResetPeakRss() sets the peak
+  // to the current RSS (writes "5" to /proc/PID/clear_refs), so that a later PeakRssKiB()
+  // shows what a transfer needed at its worst, even if it was freed by then.
+  long PeakRssKiB() const;
+  bool ResetPeakRss() const;
   // Open file descriptors (/proc/PID/fd) and threads (/proc/PID/status); -1 when unavailable.
   int FdCount() const;
   int ThreadCount() const;

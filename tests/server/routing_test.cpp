@@ -330,6 +330,31 @@ TEST_F(Routing, OfferToAnAbsentUserIsAnsweredWithHangUp) {
   }
 }
 
+// In a call, a message for someone who is not online still goes to nobody: never to the call
+// partner in its place.
+TEST_F(Routing, TargetNotOnlineIsNotRedirectedToTheCallPartner) {
+  ASSERT_TRUE(alice_->SendText(OfferMsg("bob")));  // opens the call alice <-> bob
+  ASSERT_TRUE(bob_->ReadUntil([](const Json& j) { return j.type() == "video-offer"; }));
+  ASSERT_TRUE(alice_->SendText(OfferMsg("nobody")));
+  std::optional<Json> m = alice_->ReadUntil([](const Json& j) { return j.type() != "userlist"; });
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->type(), "hang-up") << m->text();
+  EXPECT_EQ(m->Str("reason"), "user-unavailable") << m->text();
+  for (const std::string& text :
+       {Answer(R"("target":"nobody",)"), Candidate(R"("target":"nobody",)"),
+        Candidate(R"("targetUsername":"nobody",)"), AppMsg("nobody", "for-nobody")}) {
+    ASSERT_TRUE(alice_->SendText(text));
+    m = alice_->ReadUntil([](const Json& j) { return j.type() != "userlist"; });
+    ASSERT_TRUE(m);
+    EXPECT_TRUE(IsError(*m, "user-unavailable")) << m->text();
+  }
+  ASSERT_TRUE(alice_->SendText(R"({"type":"hang-up","target":"nobody"})"));
+  for (const Json& j : UpToSentinel(*alice_, *bob_, "sentinel")) {
+    EXPECT_TRUE(j.type() == "userlist" || j.Str("seq") == "sentinel")
+        << "bob received a message for nobody: " << j.text();
+  }
+}
+
 TEST_F(Routing, ChatGoesToEveryoneWithMarkupStrippedAndNameStamped) {
   ASSERT_TRUE(alice_->SendText(
       R"({"type":"message","text":"<b>hi</b>","name":"mallory","id":1,"date":123})"));

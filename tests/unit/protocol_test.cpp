@@ -211,3 +211,65 @@ TEST(ServerMessages, RoundTrip) {
   EXPECT_EQ(std::get<protocol::IdMsg>(parse(R"({"type":"id","id":1700000000000})")).id,
             1700000000000u);
 }
+
+namespace {
+
+// An application message whose JSON nests exactly `depth` levels (the message object is 1).
+std::string nested_message(unsigned depth) {
+  return R"({"type":"app","target":"b","p":)" + std::string(depth - 1, '[') +
+         std::string(depth - 1, ']') + "}";
+}
+
+}  // namespace
+
+// The limit itself, not a depth far over it: a limit one too high or one too low fails here.
+TEST(Depth, ExactlyAtTheLimitPassesAndOneOverIsRefused) {
+  for (unsigned limit : {1u, 2u, 32u, 1000u}) {
+    std::string at = std::string(limit, '[') + std::string(limit, ']');
+    std::string over = "[" + at + "]";
+    EXPECT_TRUE(protocol::depth_within(at, limit)) << limit;
+    EXPECT_FALSE(protocol::depth_within(over, limit)) << limit;
+    // Objects count like arrays, and a string's brackets not at all.
+    std::string objects;
+    for (unsigned i = 0; i < limit; ++i) objects += i + 1 < limit ? R"({"k":)" : R"({"k":"]}[{"})";
+    objects += std::string(limit - 1, '}');
+    EXPECT_TRUE(protocol::depth_within(objects, limit)) << objects;
+    EXPECT_FALSE(protocol::depth_within("[" + objects + "]", limit)) << limit;
+  }
+}
+
+TEST(Parse, DepthLimitIsExactForTheDefaultAndAConfiguredLimit) {
+  protocol::Limits defaults;
+  ASSERT_EQ(defaults.max_depth, 32u);  // README: --max-depth, default 32
+  for (unsigned limit : {defaults.max_depth, 5u, 100u}) {
+    protocol::Limits l;
+    l.max_depth = limit;
+    auto at = protocol::parse_client(nested_message(limit), l);
+    EXPECT_TRUE(std::holds_alternative<protocol::ClientMessage>(at))
+        << "depth " << limit << " refused under a limit of " << limit;
+    auto over = protocol::parse_client(nested_message(limit + 1), l);
+    ASSERT_TRUE(std::holds_alternative<protocol::Error>(over))
+        << "depth " << limit + 1 << " accepted under a limit of " << limit;
+    EXPECT_EQ(std::get<protocol::Error>(over).code, ErrorCode::kTooDeep);
+  }
+}
+
+// The size limit exactly: a message of max_message_bytes passes, one byte more is refused.
+TEST(Parse, SizeLimitIsExactForTheDefaultAndAConfiguredLimit) {
+  protocol::Limits defaults;
+  ASSERT_EQ(defaults.max_message_bytes, 262144u);  // README: --max-message-size 262144
+  for (std::size_t limit : {defaults.max_message_bytes, std::size_t{100}, std::size_t{4096}}) {
+    protocol::Limits l;
+    l.max_message_bytes = limit;
+    const std::string head = R"({"type":"message","text":")", tail = "\"}";
+    std::string at = head + std::string(limit - head.size() - tail.size(), 'a') + tail;
+    ASSERT_EQ(at.size(), limit);
+    auto ok_at = protocol::parse_client(at, l);
+    EXPECT_TRUE(std::holds_alternative<protocol::ClientMessage>(ok_at))
+        << limit << " bytes refused under a limit of " << limit;
+    auto over = protocol::parse_client(head + "a" + at.substr(head.size()), l);
+    ASSERT_TRUE(std::holds_alternative<protocol::Error>(over))
+        << limit + 1 << " bytes accepted under a limit of " << limit;
+    EXPECT_EQ(std::get<protocol::Error>(over).code, ErrorCode::kTooLarge);
+  }
+}

@@ -360,3 +360,166 @@ TEST(Router, TokenRequiredToRegister) {
   h.send(2, R"({"type":"username","name":"b"})");
   EXPECT_EQ(h.router.name_of(2), "b");
 }
+
+// A string `target` goes to that user only. When nobody of that name is online, nothing
+// reaches the sender's call partner, whatever the type: an offer is answered with hang-up
+// `user-unavailable`, a hang-up is dropped, anything else is refused with an error.
+TEST(Router, TargetNotOnlineIsNeverRedirectedToTheCallPartner) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.join(3, "carol");
+  h.send(1, kOffer);  // alice calls bob: bob is her only call partner
+  ASSERT_EQ(h.router.partners_of(1), std::set<ConnId>{2});
+  enum Back { kHangUp, kNothing, kError };
+  const std::pair<Back, const char*> cases[] = {
+      {kHangUp, R"({"type":"video-offer","target":"ghost","sdp":{"type":"offer","sdp":"v=0"}})"},
+      {kError, R"({"type":"video-answer","target":"ghost","sdp":{"type":"answer","sdp":"v=0"}})"},
+      {kError, R"({"type":"new-ice-candidate","target":"ghost","candidate":{"candidate":"c"}})"},
+      {kError, R"({"type":"new-ice-candidate","targetUsername":"ghost","candidate":null})"},
+      {kNothing, R"({"type":"hang-up","target":"ghost"})"},
+      {kError, R"({"type":"app-ping","target":"ghost","seq":1})"},
+  };
+  for (const auto& [expected, msg] : cases) {
+    Effects fx = h.send(1, msg);
+    EXPECT_TRUE(to(fx, 2).empty()) << msg << " reached the call partner";
+    EXPECT_TRUE(to(fx, 3).empty()) << msg;
+    EXPECT_EQ(fx.relayed, 0u) << msg;
+    auto back = to(fx, 1);
+    switch (expected) {
+      case kHangUp:
+        ASSERT_EQ(back.size(), 1u) << msg;
+        EXPECT_EQ(back[0].type, "hang-up");
+        EXPECT_EQ(relayed(back[0]).name, "ghost");
+        EXPECT_STREQ(json_object_get_string_member(relayed(back[0]).object.get(), "reason"),
+                     "user-unavailable");
+        break;
+      case kNothing:
+        EXPECT_TRUE(back.empty()) << msg;
+        break;
+      case kError:
+        EXPECT_EQ(error_code(fx, 1), "user-unavailable") << msg;
+        break;
+    }
+  }
+  // The offer to nobody did not pair alice with anyone else, nor end her call with bob.
+  EXPECT_EQ(h.router.partners_of(1), std::set<ConnId>{2});
+  // Targets of other JSON types are refused, never taken as "no target".
+  for (const char* msg : {
+           R"({"type":"new-ice-candidate","target":7,"candidate":{"candidate":"c"}})",
+           R"({"type":"video-answer","target":{"name":"bob"},"sdp":{"type":"answer","sdp":"v"}})",
+           R"({"type":"hang-up","target":["bob"]})",
+           R"({"type":"new-ice-candidate","target":true,"candidate":null})",
+       }) {
+    Effects fx = h.send(1, msg);
+    EXPECT_TRUE(to(fx, 2).empty()) << msg << " reached the call partner";
+    EXPECT_EQ(error_code(fx, 1), "wrong-type") << msg;
+  }
+  // The partner itself by name, and no target at all, still reach bob.
+  EXPECT_EQ(
+      to(h.send(1, R"({"type":"new-ice-candidate","target":"bob","candidate":null})"), 2).size(),
+      1u);
+  EXPECT_EQ(to(h.send(1, R"({"type":"new-ice-candidate","candidate":null})"), 2).size(), 1u);
+}
+
+// Once the partner left, an untargeted message has nowhere to go; it does not go to whoever
+// registers the partner's name next.
+TEST(Router, UntargetedAfterThePartnerLeftReachesNobody) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.send(1, kOffer);
+  h.disconnect(2);
+  h.join(3, "bob");
+  Effects fx = h.send(1, R"({"type":"new-ice-candidate","candidate":{"candidate":"c"}})");
+  EXPECT_TRUE(to(fx, 3).empty());
+  EXPECT_EQ(error_code(fx, 1), "no-target");
+}
+
+// A user who just left, a call that just ended: messages refused for these races are never
+// counted towards --max-bad-messages, however many; garbage still is.
+TEST(Router, RacesAreNeverCountedAsAbuse) {
+  RouterConfig config;
+  config.max_bad_messages = 3;
+  Harness h(config);
+  h.join(1, "alice");
+  for (int i = 0; i < 20; ++i) {
+    Effects fx =
+        h.send(1, R"({"type":"new-ice-candidate","target":"gone","candidate":{"candidate":"c"}})");
+    EXPECT_EQ(error_code(fx, 1), "user-unavailable");
+    EXPECT_TRUE(fx.closes.empty()) << "closed after " << i + 1 << " messages to a user who left";
+    fx = h.send(1, R"({"type":"new-ice-candidate","candidate":{"candidate":"c"}})");
+    EXPECT_EQ(error_code(fx, 1), "no-target");
+    EXPECT_TRUE(fx.closes.empty()) << "closed after " << i + 1 << " candidates of an ended call";
+    h.now_us += 100'000;  // within the rate limit
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(h.send(1, "garbage").closes.empty());
+  EXPECT_FALSE(h.send(1, "garbage").closes.empty());
+}
+
+// One rate-limit error per burst of refusals: the next burst, after messages went through
+// again, gets its own.
+TEST(Router, EveryBurstOfRefusalsGetsItsError) {
+  RouterConfig config;
+  config.max_messages_per_second = 5;
+  config.burst = 5;
+  Harness h(config);
+  h.join(1, "alice");
+  h.join(2, "bob");
+  for (int burst = 0; burst < 3; ++burst) {
+    int errors = 0, relayed_count = 0;
+    for (int i = 0; i < 10; ++i) {
+      Effects fx = h.send(1, R"({"type":"app","target":"bob"})");
+      errors += error_code(fx, 1) == "rate-limited";
+      relayed_count += static_cast<int>(fx.relayed);
+    }
+    EXPECT_EQ(errors, 1) << "burst " << burst;
+    EXPECT_GE(relayed_count, 4) << "burst " << burst;
+    h.now_us += 1'000'000;
+  }
+}
+
+TEST(Router, UnregisteredCannotChat) {
+  Harness h;
+  h.join(2, "bob");
+  h.connect(1);
+  Effects fx = h.send(1, R"({"type":"message","text":"hi"})");
+  EXPECT_EQ(error_code(fx, 1), "unregistered");
+  EXPECT_TRUE(to(fx, 2).empty());
+  EXPECT_EQ(fx.relayed, 0u);
+}
+
+// A hang-up without a target goes to the call partner and ends the pairing, like a targeted one.
+TEST(Router, UntargetedHangUpEndsTheCall) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.send(1, kOffer);
+  Effects fx = h.send(2, R"({"type":"hang-up"})");
+  auto msgs = to(fx, 1);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "hang-up");
+  EXPECT_EQ(relayed(msgs[0]).name, "bob");
+  EXPECT_TRUE(h.router.partners_of(1).empty());
+  EXPECT_TRUE(h.router.partners_of(2).empty());
+  // With the call over, a second one has nowhere to go and is dropped without an error.
+  fx = h.send(2, R"({"type":"hang-up"})");
+  EXPECT_TRUE(fx.sends.empty());
+}
+
+// The bucket refills up to --max-burst and no further: a client silent for an hour may send
+// one burst at once, not an hour's worth.
+TEST(Router, IdleTimeSavesAtMostOneBurst) {
+  RouterConfig config;
+  config.max_messages_per_second = 5;
+  config.burst = 10;
+  Harness h(config);
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.now_us += 3600LL * 1'000'000;
+  int relayed_count = 0;
+  for (int i = 0; i < 100; ++i) {
+    relayed_count += static_cast<int>(h.send(1, R"({"type":"app","target":"bob"})").relayed);
+  }
+  EXPECT_EQ(relayed_count, 10);
+}
