@@ -60,6 +60,11 @@ int main(int argc, char** argv) {
   int keepalive_timeout = static_cast<int>(config.keepalive_timeout_s);
   int userlist_delay = static_cast<int>(config.userlist_delay_ms);
   int max_backlog = static_cast<int>(config.max_send_backlog_bytes);
+  int tls_handshake_timeout = static_cast<int>(config.tls_handshake_timeout_s);
+  int header_timeout = static_cast<int>(config.header_timeout_s);
+  int http_idle_timeout = static_cast<int>(config.http_idle_timeout_s);
+  int registration_timeout = static_cast<int>(config.registration_timeout_s);
+  int max_tls_handshakes = static_cast<int>(config.max_tls_handshakes_per_address);
   gboolean no_io_uring = FALSE;
   int busy_poll = static_cast<int>(config.busy_poll_us);
 
@@ -92,9 +97,31 @@ int main(int argc, char** argv) {
       {"max-bad-messages", 0, 0, G_OPTION_ARG_INT, &max_bad,
        "Refused messages before a connection is closed with 1008 (default 10)", "N"},
       {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_conns,
-       "WebSocket connections in total (default 10000)", "N"},
+       "WebSocket connections in total, and apart from them connections not upgraded yet "
+       "(default 10000)",
+       "N"},
       {"max-connections-per-address", 0, 0, G_OPTION_ARG_INT, &max_conns_addr,
-       "WebSocket connections per client IP address (default 100)", "N"},
+       "WebSocket connections per client IP address, and apart from them connections not "
+       "upgraded yet (TLS handshakes, HTTP requests) (default 100)",
+       "N"},
+      {"tls-handshake-timeout", 0, 0, G_OPTION_ARG_INT, &tls_handshake_timeout,
+       "Seconds from accepting a connection to the end of its TLS handshake (default 10)", "S"},
+      {"max-tls-handshakes-per-address", 0, 0, G_OPTION_ARG_INT, &max_tls_handshakes,
+       "TLS handshakes of one client IP address run at once (after a complete ClientHello); "
+       "the others wait (default 4)",
+       "N"},
+      {"header-timeout", 0, 0, G_OPTION_ARG_INT, &header_timeout,
+       "Seconds from accepting a connection (and its TLS handshake) to a complete HTTP request "
+       "head (default 10)",
+       "S"},
+      {"http-idle-timeout", 0, 0, G_OPTION_ARG_INT, &http_idle_timeout,
+       "Seconds from an HTTP request head to the end of its response (a client that does not "
+       "read it) (default 30)",
+       "S"},
+      {"registration-timeout", 0, 0, G_OPTION_ARG_INT, &registration_timeout,
+       "Seconds a WebSocket may stay open without registering a name before it is closed with "
+       "1008 (default 30)",
+       "S"},
       {"keepalive-interval", 0, 0, G_OPTION_ARG_INT, &keepalive,
        "Seconds between pings (default 15)", "S"},
       {"keepalive-timeout", 0, 0, G_OPTION_ARG_INT, &keepalive_timeout,
@@ -137,9 +164,16 @@ int main(int argc, char** argv) {
   if (max_depth < 2)
     return bad("--max-depth must be at least 2 (the protocol needs objects in objects)");
   if (max_rate <= 0 || max_burst < 1) return bad("--max-rate must be > 0 and --max-burst >= 1");
-  if (max_conns < 1 || max_conns_addr < 1) return bad("connection limits must be at least 1");
+  if (max_conns < 1 || max_conns_addr < 1 || max_tls_handshakes < 1)
+    return bad("connection limits must be at least 1");
   if (keepalive < 1 || keepalive_timeout <= keepalive) {
     return bad("--keepalive-interval must be >= 1 and less than --keepalive-timeout");
+  }
+  if (tls_handshake_timeout < 1 || header_timeout < 1 || http_idle_timeout < 1 ||
+      registration_timeout < 1) {
+    return bad(
+        "--tls-handshake-timeout, --header-timeout, --http-idle-timeout and "
+        "--registration-timeout must be at least 1 second");
   }
   if (busy_poll < 0 || busy_poll > 10000) return bad("--busy-poll must be 0 to 10000 microseconds");
   if (userlist_delay < 0 || max_backlog < 65536 || max_bad < 0) {
@@ -164,6 +198,11 @@ int main(int argc, char** argv) {
   config.keepalive_timeout_s = static_cast<unsigned>(keepalive_timeout);
   config.userlist_delay_ms = static_cast<unsigned>(userlist_delay);
   config.max_send_backlog_bytes = static_cast<std::size_t>(max_backlog);
+  config.tls_handshake_timeout_s = static_cast<unsigned>(tls_handshake_timeout);
+  config.header_timeout_s = static_cast<unsigned>(header_timeout);
+  config.http_idle_timeout_s = static_cast<unsigned>(http_idle_timeout);
+  config.registration_timeout_s = static_cast<unsigned>(registration_timeout);
+  config.max_tls_handshakes_per_address = static_cast<unsigned>(max_tls_handshakes);
   config.io_uring = !no_io_uring;
   config.busy_poll_us = static_cast<unsigned>(busy_poll);
   g_free(address);

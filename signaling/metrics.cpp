@@ -23,9 +23,13 @@ void metric(std::string& out, const char* name, const char* type, const char* he
 
 }  // namespace
 
-std::string Metrics::render(std::size_t connections, std::size_t registered_users) const {
+std::string Metrics::render(std::size_t connections, std::size_t registered_users,
+                            std::size_t http_connections) const {
   std::string out;
   metric(out, "webrtc_call_connections", "gauge", "Open WebSocket connections.", connections);
+  metric(out, "webrtc_call_http_connections", "gauge",
+         "Connections not upgraded (yet): TLS handshakes, HTTP requests and their answers.",
+         http_connections);
   metric(out, "webrtc_call_registered_users", "gauge", "Registered users (the user list).",
          registered_users);
   metric(out, "webrtc_call_connections_total", "counter", "WebSocket connections accepted.",
@@ -65,6 +69,31 @@ std::string Metrics::render(std::size_t connections, std::size_t registered_user
          std::to_string(handshakes_refused_limit) + "\n";
   out += "webrtc_call_handshakes_refused_total{reason=\"bad-handshake\"} " +
          std::to_string(handshakes_refused_bad) + "\n";
+  out +=
+      "# HELP webrtc_call_http_closed_total HTTP connections (not WebSockets) closed by a bound, "
+      "by reason.\n"
+      "# TYPE webrtc_call_http_closed_total counter\n";
+  for (std::size_t i = 0; i < http_closed.size(); ++i) {
+    out += "webrtc_call_http_closed_total{reason=\"";
+    out += kHttpClosedReasons[i];
+    out += "\"} " + std::to_string(http_closed[i]) + "\n";
+  }
+  out +=
+      "# HELP webrtc_call_http_refused_total HTTP requests refused from their head, by reason.\n"
+      "# TYPE webrtc_call_http_refused_total counter\n";
+  out +=
+      "webrtc_call_http_refused_total{reason=\"body\"} " + std::to_string(http_refused_body) + "\n";
+  out += "webrtc_call_http_refused_total{reason=\"expect\"} " +
+         std::to_string(http_refused_expect) + "\n";
+  metric(out, "webrtc_call_http_ranges_ignored_total", "counter",
+         "Range headers ignored (more than one range): the whole file was served.",
+         http_ranges_ignored);
+  metric(out, "webrtc_call_unregistered_closed_total", "counter",
+         "WebSockets closed (1008) for not registering within --registration-timeout.",
+         unregistered_closed);
+  metric(out, "webrtc_call_accept_pauses_total", "counter",
+         "Times accepting paused for 100 ms because accept() failed (no file descriptor left).",
+         accept_pauses);
   return out;
 }
 

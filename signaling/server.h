@@ -29,12 +29,18 @@ struct ServerConfig {
   std::vector<std::string> allowed_origins;  // empty: any Origin (and none) is accepted
   RouterConfig router;
   unsigned max_connections = 10000;
-  unsigned max_connections_per_address = 100;
-  unsigned keepalive_interval_s = 15;  // ping period
-  unsigned keepalive_timeout_s = 40;   // silence after which a peer is dropped
-  unsigned userlist_delay_ms = 20;     // coalescing window of user list broadcasts
+  unsigned max_connections_per_address = 100;  // WebSockets; and, apart, connections before it
+  unsigned keepalive_interval_s = 15;          // ping period
+  unsigned keepalive_timeout_s = 40;           // silence after which a peer is dropped
+  unsigned userlist_delay_ms = 20;             // coalescing window of user list broadcasts
   std::size_t max_send_backlog_bytes =
-      32 * 1024 * 1024;        // unsent bytes before a slow peer is dropped
+      32 * 1024 * 1024;  // unsent bytes before a slow peer is dropped
+  // Bounds on connections that are not WebSockets (yet), in seconds.
+  unsigned tls_handshake_timeout_s = 10;  // accept to the end of the TLS handshake
+  unsigned header_timeout_s = 10;         // accept (or TLS handshake) to a complete request head
+  unsigned http_idle_timeout_s = 30;      // request head to the end of its response
+  unsigned registration_timeout_s = 30;   // WebSocket open without a registered name
+  unsigned max_tls_handshakes_per_address = 4;  // at once in glib-networking's threads
   bool io_uring = true;        // batch each turn's system calls through io_uring when allowed
   unsigned busy_poll_us = 50;  // under load, poll this long for input before sleeping
 };

@@ -317,6 +317,65 @@ HttpResponse HttpGet(int port, const std::string& raw_target,
   return r;
 }
 
+HttpResponse HttpExchange(int port, const std::string& request, int timeout_ms) {
+  HttpResponse r;
+  int fd = ConnectTcp(port);
+  if (fd < 0) {
+    ADD_FAILURE() << "cannot connect to 127.0.0.1:" << port << ": " << std::strerror(errno);
+    return r;
+  }
+  std::string rx;
+  bool eof = false;
+  // The request may be refused before it is all written: read the answer anyway.
+  WriteFd(fd, request, timeout_ms);
+  if (!ReadHttpResponse(fd, rx, eof, true, timeout_ms, &r)) r.status = 0;
+  close(fd);
+  return r;
+}
+
+int TcpConnect(int port, const char* source) {
+  if (!source) return ConnectTcp(port);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &from.sin_addr);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<std::uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+bool SendAll(int fd, std::string_view bytes, int timeout_ms) {
+  return WriteFd(fd, bytes, timeout_ms);
+}
+
+bool WaitPeerClosed(int fd, int timeout_ms, std::string* rx) {
+  auto deadline = DeadlineIn(timeout_ms);
+  std::string sink;
+  bool eof = false;
+  while (!eof) {
+    int left = RemainingMs(deadline);
+    if (left == 0) return false;
+    FillFd(fd, rx ? *rx : sink, eof, left);
+    sink.clear();
+  }
+  return true;
+}
+
+bool PeerOpen(int fd) {
+  char c;
+  ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
 // ---- WebSocket client ----
 
 namespace {
@@ -786,6 +845,26 @@ long ServerProcess::PeakRssKiB() const {
   std::string line;
   while (std::getline(in, line)) {
     if (line.starts_with("VmHWM:")) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+int ServerProcess::FdCount() const {
+  if (pid_ <= 0) return -1;
+  GDir* dir = g_dir_open(("/proc/" + std::to_string(pid_) + "/fd").c_str(), 0, nullptr);
+  if (!dir) return -1;
+  int n = 0;
+  while (g_dir_read_name(dir)) n++;
+  g_dir_close(dir);
+  return n;
+}
+
+int ServerProcess::ThreadCount() const {
+  if (pid_ <= 0) return -1;
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("Threads:")) return std::atoi(line.c_str() + 8);
   }
   return -1;
 }

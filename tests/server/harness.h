@@ -69,6 +69,23 @@ struct HttpResponse {
 HttpResponse HttpGet(int port, const std::string& raw_target,
                      const std::vector<std::string>& extra_headers = {});
 
+// Sends `request` exactly as given on a new connection and reads one response (its body by
+// Content-Length, or until the server closes). status 0: no response within timeout_ms.
+HttpResponse HttpExchange(int port, const std::string& request, int timeout_ms = kTimeoutMs);
+
+// ---- Raw TCP, for hostile clients ----
+
+// A connected non-blocking TCP socket to 127.0.0.1:port, bound first to `source` (another
+// loopback address such as 127.0.0.2, to be another client address) when given. -1 on error.
+int TcpConnect(int port, const char* source = nullptr);
+// Writes everything within timeout_ms; false when the server refused it or closed.
+bool SendAll(int fd, std::string_view bytes, int timeout_ms = kTimeoutMs);
+// True once the server ended the connection (EOF or reset) within timeout_ms. What it sent
+// before is discarded, or appended to `rx` when given.
+bool WaitPeerClosed(int fd, int timeout_ms, std::string* rx = nullptr);
+// True when the server has not closed the connection (no EOF or reset waiting to be read).
+bool PeerOpen(int fd);
+
 // ---- WebSocket client ----
 
 // The opcodes of RFC 6455 (the client itself is the tests' own, not the server's code).
@@ -217,6 +234,9 @@ class ServerProcess {
   // shows what a transfer needed at its worst, even if it was freed by then.
   long PeakRssKiB() const;
   bool ResetPeakRss() const;
+  // Open file descriptors (/proc/PID/fd) and threads (/proc/PID/status); -1 when unavailable.
+  int FdCount() const;
+  int ThreadCount() const;
   // The value of a Prometheus sample line `name` (with labels, e.g.
   // `webrtc_call_messages_refused_total{reason="malformed"}`) from GET /metrics; -1 if absent.
   double Metric(const std::string& sample);
