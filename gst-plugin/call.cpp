@@ -92,6 +92,29 @@ void set_state_and_remove(GstBin* bin, GstElement* e) {
 
 }  // namespace
 
+std::string call_element_name(unsigned call_id, std::string_view what, unsigned n) {
+  return "call" + std::to_string(call_id) + "-" + std::string(what) + "-" + std::to_string(n);
+}
+
+unsigned call_id_of_element(std::string_view name) {
+  if (name.substr(0, 4) != "call") return 0;
+  unsigned id = 0;
+  std::size_t i = 4;
+  for (; i < name.size() && i < 14 && name[i] >= '0' && name[i] <= '9'; ++i) {
+    id = id * 10 + static_cast<unsigned>(name[i] - '0');
+  }
+  return i > 4 && i < name.size() && name[i] == '-' ? id : 0;
+}
+
+void Call::name_elements(const std::vector<GstElement*>& elements) {
+  for (GstElement* e : elements) {
+    GstElementFactory* f = gst_element_get_factory(e);
+    std::string name =
+        call_element_name(id_, f ? GST_OBJECT_NAME(f) : "element", named_.fetch_add(1));
+    gst_object_set_name(GST_OBJECT(e), name.c_str());
+  }
+}
+
 Call::Call(Engine& engine, std::string peer, unsigned id, bool offerer, Settings settings)
     : engine_(engine),
       peer_(std::move(peer)),
@@ -113,7 +136,7 @@ void Call::later(std::function<void(Call&)> fn) {
 }
 
 GstElement* Call::make_webrtcbin() {
-  std::string name = "webrtcbin-call" + std::to_string(id_);
+  std::string name = call_element_name(id_, "webrtcbin", named_.fetch_add(1));
   GstElement* webrtc = make_element("webrtcbin", name.c_str());
   if (!webrtc) return nullptr;
   gst_util_set_object_arg(G_OBJECT(webrtc), "bundle-policy", "max-bundle");
@@ -241,6 +264,7 @@ bool Call::link_branch(SinkStream* stream, int pt, const char* sink_pad_name) {
   gst_caps_unref(caps);
 
   std::vector<GstElement*> elements = {queue, pay, filter};
+  name_elements(elements);
   if (!add_and_link(engine_.bin(), elements)) return false;
   GstPad* sink = gst_element_request_pad_simple(webrtc_, sink_pad_name);
   GstPad* src = gst_element_get_static_pad(filter, "src");
@@ -639,6 +663,7 @@ void Call::build_receive_chain(GstPad* pad) {
     elements.push_back(make_element("fakesink"));
     g_object_set(elements.back(), "async", FALSE, "sync", FALSE, nullptr);
   }
+  name_elements(elements);
   if (!add_and_link(bin, elements)) return;
   GstPad* sink = gst_element_get_static_pad(elements.front(), "sink");
   gst_pad_link(pad, sink);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine.h"
@@ -19,6 +20,13 @@
 #include "remote-limits.h"
 
 namespace webrtccall {
+
+// Every element a call adds to the element's bin is named "call<id>-<what>-<n>", so that a
+// message from anywhere inside it (an error from a decoder or from webrtcbin's transports) can
+// be traced to its call from any thread, without a lock.
+std::string call_element_name(unsigned call_id, std::string_view what, unsigned n);
+// The call id in such a name, or 0 (ids start at 1) for an element that is no call's.
+unsigned call_id_of_element(std::string_view name);
 
 class Call {
  public:
@@ -139,6 +147,9 @@ class Call {
   // operations to have run (drain_webrtcbin).
   unsigned teardown_waits_ = 0;
   std::function<void()> teardown_done_;
+
+  std::atomic<unsigned> named_{0};  // elements named so far (call_element_name's n)
+  void name_elements(const std::vector<GstElement*>& elements);
 };
 
 }  // namespace webrtccall

@@ -381,13 +381,20 @@ void Engine::place_call(const std::string& peer) {
   auto call = std::make_unique<Call>(*this, peer, ++next_call_id_, true, s);
   Call* c = call.get();
   calls_.emplace(peer, std::move(call));
+  calls_changed();
   post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
                          "direction", G_TYPE_STRING, "outgoing", nullptr));
   std::string error;
   if (!c->start(error)) end_call(peer, error, "failed");
-  std::lock_guard lock(state_mutex_);
-  calls_copy_.clear();
-  for (auto& [p, cl] : calls_) calls_copy_.push_back(p);
+}
+
+void Engine::calls_changed() {
+  {
+    std::lock_guard lock(state_mutex_);
+    calls_copy_.clear();
+    for (auto& [p, c] : calls_) calls_copy_.push_back(p);
+  }
+  g_object_notify(G_OBJECT(element_), "calls");
 }
 
 bool Engine::accept_incoming(const std::string& peer) {
@@ -467,11 +474,7 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     auto call = std::make_unique<Call>(*this, peer, ++next_call_id_, false, s);
     Call* c = call.get();
     calls_.emplace(peer, std::move(call));
-    {
-      std::lock_guard lock(state_mutex_);
-      calls_copy_.clear();
-      for (auto& [p, cl] : calls_) calls_copy_.push_back(p);
-    }
+    calls_changed();
     post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
                            "direction", G_TYPE_STRING, "incoming", nullptr));
     std::string error;
@@ -600,6 +603,12 @@ void Engine::call_ended(Call* call, const std::string& reason) {
   end_call(call->peer(), reason, "failed");
 }
 
+void Engine::call_error(unsigned call_id, std::string message) {
+  invoke([this, call_id, message = std::move(message)] {
+    if (Call* c = find_call(call_id)) call_ended(c, "error in the call: " + message);
+  });
+}
+
 void Engine::call_connected(Call* call) {
   if (call->peer() == settings().peer) peer_attempts_ = 0;
   post(gst_structure_new("webrtccall-call-connected", "peer", G_TYPE_STRING, call->peer().c_str(),
@@ -615,12 +624,7 @@ void Engine::end_call(std::string peer, const std::string& reason, const char* h
     gint64 now = g_get_monotonic_time();
     admission_.call_ended(peer, call->connected(), now - call->started_us(), now);
   }
-  {
-    std::lock_guard lock(state_mutex_);
-    calls_copy_.clear();
-    for (auto& [p, c] : calls_) calls_copy_.push_back(p);
-  }
-  g_object_notify(G_OBJECT(element_), "calls");
+  calls_changed();
   GST_INFO_OBJECT(element_, "call with %s ended: %s", peer.c_str(), reason.c_str());
   if (hang_up_reason) {
     gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(),

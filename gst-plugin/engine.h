@@ -98,6 +98,9 @@ class Engine {
   GstPad* add_src_pad(Call* call, Kind kind, GstPad* target);
   void remove_src_pad(GstPad* pad);
   void call_connected(Call* call);
+  // An element of call `call_id` posted an error (any thread): the call ends, the pipeline
+  // goes on.
+  void call_error(unsigned call_id, std::string message);
   void post(GstStructure* s);  // an element message on the bus; any thread
 
  private:
@@ -118,6 +121,8 @@ class Engine {
   // deliberate hang-up, else e.g. "failed", "timeout", "stopped" which it may redial after).
   // `peer` is a copy: the call, which may own the caller's string, can be gone on return.
   void end_call(std::string peer, const std::string& reason, const char* hang_up_reason);
+  // Refreshes the copy of the calls the application reads and notifies `calls`.
+  void calls_changed();
   // Connects the signaller again after `reconnect_backoff_`'s next delay.
   void schedule_reconnect();
   void end_calls_and_wait(const SinkStream* stream, const char* reason);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "call.h"
 #include "engine.h"
 #include "webrtccall-private.h"
 #include "ws-signaller.h"
@@ -275,10 +276,46 @@ static gboolean gst_webrtc_call_send_event(GstElement* element, GstEvent* event)
 }
 
 // EOS of inner elements (webrtcbin's) is not ours: the engine posts the element's own.
+// The child of `bin` that `object` is or is inside of (a new reference), or null.
+static GstObject* child_of(GstBin* bin, GstObject* object) {
+  GstObject* o = object ? GST_OBJECT(gst_object_ref(object)) : nullptr;
+  while (o) {
+    GstObject* parent = gst_object_get_parent(o);
+    if (parent == GST_OBJECT(bin)) {
+      gst_object_unref(parent);
+      return o;
+    }
+    gst_object_unref(o);
+    o = parent;
+  }
+  return nullptr;
+}
+
 static void gst_webrtc_call_handle_message(GstBin* bin, GstMessage* message) {
   if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_EOS && GST_MESSAGE_SRC(message) != GST_OBJECT(bin)) {
     gst_message_unref(message);
     return;
+  }
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
+    // An error inside one call (its decoders, webrtcbin's transports: what a remote sends or
+    // does) ends that call, not the pipeline: the application sees it as a warning.
+    GstObject* child = child_of(bin, GST_MESSAGE_SRC(message));
+    unsigned call_id = child ? webrtccall::call_id_of_element(GST_OBJECT_NAME(child)) : 0;
+    if (child) gst_object_unref(child);
+    if (call_id) {
+      GError* error = nullptr;
+      gchar* debug = nullptr;
+      gst_message_parse_error(message, &error, &debug);
+      GST_WARNING_OBJECT(bin, "call %u: %s (%s): ending the call", call_id, error->message,
+                         debug ? debug : "");
+      GstMessage* warning = gst_message_new_warning(GST_MESSAGE_SRC(message), error, debug);
+      GST_WEBRTC_CALL(bin)->engine->call_error(call_id, error->message);
+      g_error_free(error);
+      g_free(debug);
+      gst_message_unref(message);
+      GST_BIN_CLASS(gst_webrtc_call_parent_class)->handle_message(bin, warning);
+      return;
+    }
   }
   GST_BIN_CLASS(gst_webrtc_call_parent_class)->handle_message(bin, message);
 }

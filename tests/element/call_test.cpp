@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "client.h"
@@ -396,6 +397,91 @@ TEST_F(ElementCall, PeerRedialsAfterACallFailsInWebrtcbin) {
   EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "video-offer"); }, 5000))
       << "alice did not call mallory again";
   EXPECT_TRUE(alice.errors().empty());
+}
+
+// An error inside one call (here nicesrc's, as when a transport fails mid-call; a decoder fed a
+// corrupt stream is the same) ends that call and reaches the application as a warning: the
+// pipeline goes on and takes the next call.
+TEST_F(ElementCall, AnErrorInsideACallEndsTheCallNotThePipeline) {
+  Peer bob("bob", server_.ws_url());
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {{"name", "bob"}}));
+  Peer alice("alice", server_.ws_url());
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(alice.wait_message("webrtccall-registered", {{"name", "alice"}}));
+  alice.call("bob");
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-connected", {{"peer", "alice"}}));
+  ASSERT_TRUE(received_media(bob, 10, 10));
+
+  GstElement* nicesrc = nullptr;
+  GstIterator* it = gst_bin_iterate_recurse(GST_BIN(bob.element()));
+  GValue item = G_VALUE_INIT;
+  while (!nicesrc && gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    auto* e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory* f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "nicesrc")) nicesrc = GST_ELEMENT(gst_object_ref(e));
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  ASSERT_TRUE(nicesrc);
+  GError* error = g_error_new_literal(GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ,
+                                      "Could not read from resource.");
+  gst_element_post_message(nicesrc,
+                           gst_message_new_error(GST_OBJECT(nicesrc), error, "posted by the test"));
+  g_error_free(error);
+  gst_object_unref(nicesrc);
+
+  GstStructure* ended = bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}});
+  ASSERT_TRUE(ended);
+  EXPECT_NE(std::string(gst_structure_get_string(ended, "reason")).find("Could not read"),
+            std::string::npos)
+      << gst_structure_get_string(ended, "reason");
+  gst_structure_free(ended);
+  EXPECT_TRUE(bob.errors().empty()) << bob.errors()[0];
+  GstState state = GST_STATE_NULL;
+  gst_element_get_state(bob.pipeline(), &state, nullptr, 0);
+  EXPECT_EQ(state, GST_STATE_PLAYING);
+
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}}));
+  int before = bob.video_buffers;
+  alice.call("bob");
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-connected", {{"peer", "alice"}}));
+  EXPECT_TRUE(bob.wait_until([&] { return bob.video_buffers > before + 10; }, 20000));
+  EXPECT_TRUE(bob.errors().empty());
+}
+
+// The calls property tells when a call starts as well as when it ends (notify::calls).
+TEST_F(ElementCall, CallsPropertyIsNotifiedWhenACallStartsAndEnds) {
+  Peer bob("bob", server_.ws_url());
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {{"name", "bob"}}));
+  struct Seen {
+    std::mutex mutex;
+    std::vector<std::vector<std::string>> lists;
+  } seen;
+  g_signal_connect(bob.element(), "notify::calls",
+                   G_CALLBACK(+[](GObject* e, GParamSpec*, gpointer data) {
+                     auto* s = static_cast<Seen*>(data);
+                     gchar** calls = nullptr;
+                     g_object_get(e, "calls", &calls, nullptr);
+                     std::vector<std::string> list;
+                     for (gchar** c = calls; c && *c; ++c) list.emplace_back(*c);
+                     g_strfreev(calls);
+                     std::lock_guard lock(s->mutex);
+                     s->lists.push_back(list);
+                   }),
+                   &seen);
+  Peer alice("alice", server_.ws_url(), {.peer = "bob"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-connected", {{"peer", "alice"}}));
+  alice.hang_up("bob");
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}}));
+  g_signal_handlers_disconnect_by_data(bob.element(), &seen);
+  std::lock_guard lock(seen.mutex);
+  ASSERT_EQ(seen.lists.size(), 2u);
+  EXPECT_EQ(seen.lists[0], std::vector<std::string>{"alice"});
+  EXPECT_TRUE(seen.lists[1].empty());
 }
 
 int main(int argc, char** argv) {
