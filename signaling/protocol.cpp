@@ -410,9 +410,11 @@ std::variant<ServerMessage, Error> parse_server(std::string_view text, const Lim
     if (!id || !JSON_NODE_HOLDS_VALUE(id)) return wrong("`id` must be a number");
     // The sample server sends Date.now() based ids; accept integers and doubles.
     GType t = json_node_get_value_type(id);
-    if (t == G_TYPE_INT64)
+    if (t == G_TYPE_INT64 && json_node_get_int(id) >= 0)
       return ServerMessage{IdMsg{static_cast<std::uint64_t>(json_node_get_int(id))}};
-    if (t == G_TYPE_DOUBLE) {
+    // Converting a double outside [0, 2^64) is undefined behaviour: such an id is refused.
+    if (t == G_TYPE_DOUBLE && json_node_get_double(id) >= 0 &&
+        json_node_get_double(id) < 18446744073709551616.0) {
       return ServerMessage{IdMsg{static_cast<std::uint64_t>(json_node_get_double(id))}};
     }
     return wrong("`id` must be a number");

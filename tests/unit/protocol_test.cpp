@@ -211,3 +211,17 @@ TEST(ServerMessages, RoundTrip) {
   EXPECT_EQ(std::get<protocol::IdMsg>(parse(R"({"type":"id","id":1700000000000})")).id,
             1700000000000u);
 }
+
+// Found by the protocol fuzz target (UBSan: 1e+300 is outside the range of representable
+// values of type 'unsigned long'): an id must be a number an id can be.
+TEST(Protocol, ParseServerRefusesIdsOutOfRange) {
+  for (const char* id : {"1e300", "-1e300", "18446744073709551616.0", "-1", "-0.5e10"}) {
+    auto parsed =
+        protocol::parse_server(std::string(R"({"type":"id","id":)") + id + "}", protocol::Limits{});
+    ASSERT_TRUE(std::holds_alternative<protocol::Error>(parsed)) << id;
+    EXPECT_EQ(std::get<protocol::Error>(parsed).code, ErrorCode::kWrongType) << id;
+  }
+  auto largest = protocol::parse_server(R"({"type":"id","id":18446744073709549568.0})", {});
+  EXPECT_EQ(std::get<protocol::IdMsg>(std::get<protocol::ServerMessage>(largest)).id,
+            18446744073709549568u);
+}
