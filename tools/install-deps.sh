@@ -20,6 +20,8 @@ build_pkgs=(
 test_pkgs=(
   libgtest-dev libgmock-dev
   chromium nodejs npm iproute2 curl openssl procps coturn nftables
+  # The libFuzzer build (clang's libFuzzer and sanitizer runtimes) and symbolized stacks.
+  clang libclang-rt-14-dev llvm
 )
 
 pkgs=("${build_pkgs[@]}")
