@@ -3,7 +3,8 @@
 //
 //   TARGET [-iterations=N] [-dict=FILE] [-max_len=N] [-seed=N] PATH...
 //
-// Every file under each PATH (a file or a directory, read in name order) is fed to
+// Every file under each PATH (a file or a directory, read in name order; a PATH ending in /
+// is a directory that may be missing) is fed to
 // LLVMFuzzerTestOneInput once: the regression inputs and the seed corpus. Then N inputs
 // mutated from them (bit flips, bytes, dictionary tokens, spans deleted or repeated, other
 // inputs spliced in) are fed, from a fixed seed: the same inputs on every run, and the run
@@ -174,6 +175,8 @@ int main(int argc, char** argv) {
       files.insert(files.end(), in_dir.begin(), in_dir.end());
     } else if (std::filesystem::is_regular_file(a)) {
       files.emplace_back(a);
+    } else if (a.ends_with("/")) {
+      std::fprintf(stderr, "no directory %s: skipped\n", argv[i]);
     } else {
       std::fprintf(stderr, "no such file or directory: %s\n", argv[i]);
       return 2;

@@ -11,7 +11,7 @@ flags=() dirs=()
 for a in "$@"; do
   case $a in
     -*) flags+=("$a") ;;
-    *) dirs+=("$a") ;;
+    *) [ -d "$a" ] && dirs+=("$a") ;;  # a target may have no corpus or regressions yet
   esac
 done
 rm -rf "$work"
