@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 tools/install-deps.sh --test
 steps=" ${STEPS:-normal asan fuzz} "
 times=()
+# How long each step took, printed at the end (also when one fails).
+trap 'printf "%s\n" "${times[@]}"' EXIT
 
 # configure DIR MESON_SETUP_ARGS...: set up DIR once, then keep --werror on.
 configure() {
@@ -29,10 +31,11 @@ configure() {
 
 # timed LABEL COMMAND...: runs it, and keeps how long it took for the summary.
 timed() {
-  local label=$1 start=$SECONDS
+  local label=$1 start=$SECONDS status=0
   shift
-  "$@"
-  times+=("$label: $((SECONDS - start)) s")
+  "$@" || status=$?
+  times+=("$label: $((SECONDS - start)) s$([ $status -eq 0 ] || echo " (failed)")")
+  return $status
 }
 
 if [[ $steps == *" normal "* ]]; then
@@ -60,4 +63,3 @@ if [[ $steps == *" fuzz "* ]] && { [ $# -eq 0 ] || [[ " $* " == *fuzz* ]]; }; th
   timed "libFuzzer (build and run)" meson test -C "$fuzzdir" --print-errorlogs --suite fuzz
 fi
 
-printf '%s\n' "${times[@]}"
