@@ -57,7 +57,8 @@ fi
 if [[ $steps == *" fuzz "* ]] && { [ $# -eq 0 ] || [[ " $* " == *fuzz* ]]; }; then
   fuzzdir=${FUZZ_BUILDDIR:-build-fuzz}
   if [ ! -f "$fuzzdir/build.ninja" ]; then
-    CC=clang CXX=clang++ meson setup "$fuzzdir" --werror -Dfuzzing=enabled
+    # b_lundef=false: shared modules (the plugin) get their sanitizer symbols from the program.
+    CC=clang CXX=clang++ meson setup "$fuzzdir" --werror -Dfuzzing=enabled -Db_lundef=false
   fi
   # meson test builds only what the fuzz tests need (the targets and the code they link).
   timed "libFuzzer (build and run)" meson test -C "$fuzzdir" --print-errorlogs --suite fuzz
