@@ -600,7 +600,10 @@ Call* Engine::find_call_any(unsigned id) {
 }
 
 void Engine::call_ended(Call* call, const std::string& reason) {
-  end_call(call->peer(), reason, "failed");
+  // A copy: end_call() may free the call (a teardown that finishes at once) and still
+  // compares the peer with the `peer` property after that (ASan: heap-use-after-free).
+  const std::string peer = call->peer();
+  end_call(peer, reason, "failed");
 }
 
 void Engine::call_error(unsigned call_id, std::string message) {

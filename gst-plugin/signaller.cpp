@@ -41,7 +41,7 @@ static void gst_webrtc_call_signaller_default_init(GstWebRTCCallSignallerInterfa
 #define CALL_VFUNC(self, name, ...)                                                     \
   do {                                                                                  \
     GstWebRTCCallSignallerInterface* iface = GST_WEBRTC_CALL_SIGNALLER_GET_IFACE(self); \
-    if (iface->name) iface->name(self, ##__VA_ARGS__);                                  \
+    if (iface->name) iface->name(self __VA_OPT__(, ) __VA_ARGS__);                      \
   } while (0)
 
 void gst_webrtc_call_signaller_start(GstWebRTCCallSignaller* self, const gchar* username) {

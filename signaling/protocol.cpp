@@ -60,7 +60,8 @@ bool has_escaped_nul(std::string_view text) {
   return false;
 }
 
-// json-glib parses 1e999 as infinity and would then write `inf.0`, which is not JSON.
+// json-glib parses 1e999 as infinity and would then write `inf.0`, which is not JSON; it
+// writes some finite doubles as invalid JSON too (below).
 // Recursion is bounded: depth_within() ran first.
 bool numbers_finite(JsonNode* node) {
   switch (JSON_NODE_TYPE(node)) {
@@ -80,9 +81,16 @@ bool numbers_finite(JsonNode* node) {
       }
       return true;
     }
-    case JSON_NODE_VALUE:
-      return json_node_get_value_type(node) != G_TYPE_DOUBLE ||
-             std::isfinite(json_node_get_double(node));
+    case JSON_NODE_VALUE: {
+      if (json_node_get_value_type(node) != G_TYPE_DOUBLE) return true;
+      if (!std::isfinite(json_node_get_double(node))) return false;
+      // json-glib 1.6 appends ".0" to a double it writes without a point, also after an
+      // exponent: 1e30 becomes `1e+30.0`, which is not JSON. Such numbers are refused
+      // (doubles are rare: ids, dates and indexes are integers).
+      const std::string text = generate(node);
+      const std::size_t e = text.find_first_of("eE");
+      return e == std::string::npos || text.find('.', e) == std::string::npos;
+    }
     case JSON_NODE_NULL:
       return true;
   }
@@ -401,9 +409,11 @@ std::variant<ServerMessage, Error> parse_server(std::string_view text, const Lim
     if (!id || !JSON_NODE_HOLDS_VALUE(id)) return wrong("`id` must be a number");
     // The sample server sends Date.now() based ids; accept integers and doubles.
     GType t = json_node_get_value_type(id);
-    if (t == G_TYPE_INT64)
+    if (t == G_TYPE_INT64 && json_node_get_int(id) >= 0)
       return ServerMessage{IdMsg{static_cast<std::uint64_t>(json_node_get_int(id))}};
-    if (t == G_TYPE_DOUBLE) {
+    // Converting a double outside [0, 2^64) is undefined behaviour: such an id is refused.
+    if (t == G_TYPE_DOUBLE && json_node_get_double(id) >= 0 &&
+        json_node_get_double(id) < 18446744073709551616.0) {
       return ServerMessage{IdMsg{static_cast<std::uint64_t>(json_node_get_double(id))}};
     }
     return wrong("`id` must be a number");

@@ -21,6 +21,8 @@ test_pkgs=(
   libgtest-dev libgmock-dev
   chromium nodejs npm iproute2 curl openssl procps coturn nftables
   python3-matplotlib  # bench/soak plots (bench/results/*.png)
+  # The libFuzzer build (clang's libFuzzer and sanitizer runtimes) and symbolized stacks.
+  clang libclang-rt-14-dev llvm
 )
 
 pkgs=("${build_pkgs[@]}")

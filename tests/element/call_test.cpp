@@ -104,7 +104,6 @@ TEST_F(ElementCall, AudioAndVideoBothWaysHangUpAndCallAgain) {
   GstStructure* ended = bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}});
   ASSERT_TRUE(ended);
   EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "alice hung up");
-  gst_structure_free(ended);
   EXPECT_TRUE(bob.wait_until([&] { return bob.src_pads() == 0; }, 5000));
   EXPECT_TRUE(alice.wait_until([&] { return alice.src_pads() == 0; }, 5000));
   // The deliberate hang-up is not redialed by the peer property.
@@ -130,7 +129,6 @@ TEST_F(ElementCall, AbsentUserEndsTheCallWithAClearReason) {
   GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "nobody"}}, 10000);
   ASSERT_TRUE(ended);
   EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "nobody is not online");
-  gst_structure_free(ended);
   EXPECT_TRUE(alice.errors().empty());
 }
 
@@ -143,7 +141,6 @@ TEST_F(ElementCall, RefusedCall) {
   GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
   ASSERT_TRUE(ended);
   EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "bob declined the call");
-  gst_structure_free(ended);
   EXPECT_TRUE(
       bob.wait_message("webrtccall-call-refused", {{"peer", "alice"}, {"reason", "declined"}}));
   EXPECT_EQ(bob.src_pads(), 0);
@@ -216,14 +213,12 @@ TEST_F(ElementCall, OfferWithoutFingerprintOrGarbageIsRefused) {
   ASSERT_TRUE(ended);
   EXPECT_NE(std::string(gst_structure_get_string(ended, "reason")).find("fingerprint"),
             std::string::npos);
-  gst_structure_free(ended);
   EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "hang-up"); }));
 
   mallory.types_.clear();
   mallory.send(R"({"type":"video-offer","target":"bob","sdp":{"type":"offer","sdp":"garbage"}})");
   ended = bob.wait_message("webrtccall-call-ended", {{"peer", "mallory"}});
   ASSERT_TRUE(ended);
-  gst_structure_free(ended);
   EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "hang-up"); }));
   EXPECT_TRUE(bob.errors().empty());
   EXPECT_EQ(bob.src_pads(), 0);
@@ -271,7 +266,6 @@ TEST_F(ElementCall, RemoteKilledEndsTheCall) {
                                          std::chrono::steady_clock::now() - start)
                                          .count()),
               gst_structure_get_string(ended, "reason"));
-  gst_structure_free(ended);
   EXPECT_TRUE(alice.wait_until([&] { return alice.src_pads() == 0; }, 5000));
   EXPECT_TRUE(alice.errors().empty());
 }
@@ -290,7 +284,6 @@ TEST_F(ElementCall, RemoteFrozenWithoutHangUpEndsWithinTheTimeout) {
   ASSERT_TRUE(ended);
   auto took = std::chrono::steady_clock::now() - start;
   std::string reason = gst_structure_get_string(ended, "reason");
-  gst_structure_free(ended);
   EXPECT_NE(reason.find("remote gone"), std::string::npos) << reason;
   EXPECT_LT(took, std::chrono::seconds(3 + 2));  // the timeout, checked every second
   EXPECT_GE(took, std::chrono::seconds(2));
@@ -323,6 +316,11 @@ TEST_F(ElementCall, ReleasingAnInputPadMidCallEndsItsCallsCleanly) {
   GstPad* pad = gst_element_get_static_pad(alice.element(), "video_0");
   ASSERT_TRUE(pad);
   GstPad* peer = gst_pad_get_peer(pad);
+  // The source goes on pushing: drop its buffers, or the first one pushed after the unlink
+  // fails the source with not-linked (every time under ASan, which is slower).
+  gst_pad_add_probe(
+      peer, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo*, gpointer) { return GST_PAD_PROBE_DROP; }, nullptr, nullptr);
   gst_pad_unlink(peer, pad);
   gst_object_unref(peer);
   gst_element_release_request_pad(alice.element(), pad);
@@ -330,7 +328,6 @@ TEST_F(ElementCall, ReleasingAnInputPadMidCallEndsItsCallsCleanly) {
   GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
   ASSERT_TRUE(ended);
   EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "input removed");
-  gst_structure_free(ended);
   EXPECT_TRUE(bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}}));
   EXPECT_TRUE(alice.errors().empty());
 }
@@ -362,7 +359,6 @@ TEST_F(ElementCall, TakenNameIsRenamedByTheServer) {
   gboolean renamed = FALSE;
   gst_structure_get_boolean(reg, "renamed", &renamed);
   EXPECT_TRUE(renamed);
-  gst_structure_free(reg);
 }
 
 TEST_F(ElementCall, IceRestrictedToLoopback) {
@@ -392,7 +388,6 @@ TEST_F(ElementCall, PeerRedialsAfterACallFailsInWebrtcbin) {
       R"({"type":"video-answer","target":"alice","sdp":{"type":"answer","sdp":"v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:active\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:111 OPUS/48000/2\r\n"}})");
   GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "mallory"}});
   ASSERT_TRUE(ended);
-  gst_structure_free(ended);
   mallory.types_.clear();
   EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "video-offer"); }, 5000))
       << "alice did not call mallory again";
@@ -437,7 +432,6 @@ TEST_F(ElementCall, AnErrorInsideACallEndsTheCallNotThePipeline) {
   EXPECT_NE(std::string(gst_structure_get_string(ended, "reason")).find("Could not read"),
             std::string::npos)
       << gst_structure_get_string(ended, "reason");
-  gst_structure_free(ended);
   EXPECT_TRUE(bob.errors().empty()) << bob.errors()[0];
   GstState state = GST_STATE_NULL;
   gst_element_get_state(bob.pipeline(), &state, nullptr, 0);

@@ -140,10 +140,7 @@ std::string offer_with_mlines(unsigned mlines, bool bundle = false) {
 
 int count_messages(Peer& p, const std::string& name, std::map<std::string, std::string> fields) {
   int n = 0;
-  while (GstStructure* s = p.wait_message(name, fields, 0)) {
-    gst_structure_free(s);
-    ++n;
-  }
+  while (p.wait_message(name, fields, 0)) ++n;  // taken; the Peer keeps them
   return n;
 }
 
@@ -151,7 +148,7 @@ int count_messages(Peer& p, const std::string& name, std::map<std::string, std::
 bool wait_for(RawClient& c, Peer& p, const std::string& name,
               std::map<std::string, std::string> fields, int timeout_ms = 15000) {
   if (!c.run_until([&] { return p.has_message(name, fields); }, timeout_ms)) return false;
-  gst_structure_free(p.wait_message(name, fields, 0));
+  p.wait_message(name, fields, 0);  // taken; the Peer keeps it
   return true;
 }
 
@@ -161,7 +158,6 @@ std::string ended(RawClient& c, Peer& p, const std::string& peer, int timeout_ms
   GstStructure* s = p.wait_message("webrtccall-call-ended", {{"peer", peer}}, 0);
   if (!s) return "(no webrtccall-call-ended)";
   std::string reason = gst_structure_get_string(s, "reason");
-  gst_structure_free(s);
   return reason;
 }
 
@@ -169,7 +165,6 @@ std::string ended_reason(Peer& p, const std::string& peer, int timeout_ms = 1000
   GstStructure* s = p.wait_message("webrtccall-call-ended", {{"peer", peer}}, timeout_ms);
   if (!s) return "(no webrtccall-call-ended)";
   std::string reason = gst_structure_get_string(s, "reason");
-  gst_structure_free(s);
   return reason;
 }
 

@@ -126,6 +126,7 @@ Peer::~Peer() {
     gst_object_unref(pipeline_);
   }
   for (GstStructure* s : messages_) gst_structure_free(s);
+  for (GstStructure* s : taken_) gst_structure_free(s);
 }
 
 bool Peer::play() {
@@ -217,6 +218,7 @@ GstStructure* Peer::wait_message(const std::string& name, std::map<std::string, 
       if (matches(*it, name, fields)) {
         found = *it;
         messages_.erase(it);
+        taken_.push_back(found);
         return true;
       }
     }

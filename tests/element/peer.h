@@ -54,7 +54,8 @@ class Peer {
   GstElement* pipeline() const { return pipeline_; }
 
   // Waits until an element message `name` (e.g. "webrtccall-call-connected") arrives whose
-  // fields match `fields` (string values), returns it (a copy) or null after `timeout_ms`.
+  // fields match `fields` (string values), returns it or null after `timeout_ms`. The Peer
+  // keeps it (freed with the Peer): callers never free it.
   // Messages are consumed in order; earlier ones stay available to later waits.
   GstStructure* wait_message(const std::string& name, std::map<std::string, std::string> fields,
                              int timeout_ms = 15000);
@@ -87,6 +88,7 @@ class Peer {
   mutable std::mutex mutex_;
   std::condition_variable cond_;
   std::vector<GstStructure*> messages_;
+  std::vector<GstStructure*> taken_;  // returned by wait_message()
   std::vector<std::string> errors_;
   std::string video_caps_, audio_caps_;
 };

@@ -194,7 +194,6 @@ TEST_F(ElementRules, MaxCallsRefusesAFurtherCallerAsBusy) {
   GstStructure* ended = carol.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
   ASSERT_TRUE(ended) << describe_log();
   EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "bob is busy");
-  gst_structure_free(ended);
   EXPECT_TRUE(bob.wait_message("webrtccall-call-refused", {{"peer", "carol"}, {"reason", "busy"}}))
       << describe_log();
   std::vector<HubMessage> hang_ups = sent("hang-up", "bob", "carol");
@@ -241,7 +240,6 @@ TEST_F(ElementRules, MaxCallsTwoTakesTwoCallersAndRefusesTheThird) {
   GstStructure* ended = dave.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
   ASSERT_TRUE(ended);
   EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "bob is busy");
-  gst_structure_free(ended);
   EXPECT_EQ(sorted(bob.calls()), two);
 }
 
@@ -328,7 +326,6 @@ TEST_F(ElementRules, PeerDoesNotRedialAPeerWhoDeclined) {
   GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
   ASSERT_TRUE(ended) << describe_log();
   EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "bob declined the call");
-  gst_structure_free(ended);
   ASSERT_TRUE(
       bob.wait_message("webrtccall-call-refused", {{"peer", "alice"}, {"reason", "declined"}}));
   // A redial would be refused again within a few seconds (1 s, then 2 s).
@@ -351,7 +348,6 @@ TEST_F(ElementRules, PeerRedialsABusyPeerOnceItIsFree) {
   GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "bob"}});
   ASSERT_TRUE(ended) << describe_log();
   EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "bob is busy");
-  gst_structure_free(ended);
   carol.hang_up("bob");
   ASSERT_TRUE(bob.wait_message("webrtccall-call-ended", {{"peer", "carol"}}));
   // Redialed by itself (1 s, 2 s, 4 s ... after the busy), and this time answered.
@@ -429,7 +425,6 @@ TEST_F(ElementRules, OfferWithAHashlessFingerprintIsRefusedByTheElement) {
     GstStructure* ended = bob.wait_message("webrtccall-call-ended", {{"peer", "alice"}});
     ASSERT_TRUE(ended) << describe_log();
     std::string reason = gst_structure_get_string(ended, "reason");
-    gst_structure_free(ended);
     // The element's own reason (SDP checks before webrtcbin), not the DTLS stage's mismatch.
     EXPECT_NE(reason.find("fingerprint"), std::string::npos) << reason;
     EXPECT_NE(reason.find("refused"), std::string::npos) << reason;

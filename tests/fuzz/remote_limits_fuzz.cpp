@@ -1,11 +1,9 @@
 // Fuzzing the element's checks of what a remote peer sends (gst-plugin/remote-limits.h): the
 // SDP checks, the candidate checks and the per-peer admission.
 //
-// LLVMFuzzerTestOneInput is a libFuzzer entry point (build with clang -fsanitize=fuzzer and
-// -DFUZZING_ENGINE to run it coverage-guided). Without libFuzzer, main() below runs a bounded
-// mutation loop over the seed corpus (the Chromium and Firefox offers, candidates) so that
-// `meson test --suite fuzz` exercises it on every build: a fixed number of inputs, a fixed
-// seed (reproducible), stopping by itself.
+// Seeded with the Chromium and Firefox offers and browser candidates (corpus/remote-limits/),
+// with SDP tokens in dict/remote-limits.dict; run like every target (tests/fuzz/meson.build:
+// the bounded driver in the normal build, libFuzzer with -Dfuzzing=enabled).
 //
 // Each input is read three ways, each with its invariants:
 //  1. as an SDP: an accepted one is within max-sdp-size and max-mlines, has at least one
@@ -181,104 +179,3 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   run_one(data, size);
   return 0;
 }
-
-#ifndef FUZZING_ENGINE
-namespace {
-
-std::string mutate(std::string s, std::mt19937& rng, const std::vector<std::string>& corpus) {
-  static const char* kTokens[] = {"\r\n",
-                                  "\n",
-                                  "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
-                                  "m=video 0 UDP/TLS/RTP/SAVPF 96 96\r\n",
-                                  "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n",
-                                  "m=audio 9 RTP/AVP 0\r\n",
-                                  "a=fingerprint:sha-256\r\n",
-                                  "a=fingerprint:sha-1 00:11\r\n",
-                                  "a=ice-ufrag:abcd\r\n",
-                                  "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n",
-                                  "a=group:BUNDLE 0 1 2\r\n",
-                                  "a=mid:0\r\n",
-                                  "a=rtpmap:128 VP8/90000\r\n",
-                                  "a=rtpmap:111 opus/48000/2\r\n",
-                                  "a=candidate:1 1 udp 2122260223 10.77.0.1 50000 typ host\r\n",
-                                  "candidate:1 1 tcp 1 ::1 9 typ host tcptype active\n",
-                                  "candidate:1 1 udp 1 x.local 9 typ host raddr 0.0.0.0 rport 0\n",
-                                  "a=setup:actpass\r\n",
-                                  "v=0\r\n",
-                                  " ",
-                                  ":",
-                                  "\0",
-                                  "\t",
-                                  "\xff",
-                                  "65536",
-                                  "-1"};
-  int rounds = 1 + static_cast<int>(rng() % 8);
-  for (int r = 0; r < rounds; ++r) {
-    std::size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
-    switch (rng() % 6) {
-      case 0:  // flip a byte
-        if (!s.empty()) s[rng() % s.size()] ^= static_cast<char>(1u << (rng() % 8));
-        break;
-      case 1: {  // insert a token (the NUL one as a real byte)
-        std::size_t t = rng() % (sizeof kTokens / sizeof *kTokens);
-        std::string token = kTokens[t][0] ? kTokens[t] : std::string(1, '\0');
-        s.insert(pos, token);
-        break;
-      }
-      case 2:  // delete a span
-        if (!s.empty()) s.erase(pos, rng() % 64);
-        break;
-      case 3:  // duplicate a span (more m-lines, more candidates)
-        if (!s.empty()) {
-          std::string span = s.substr(rng() % s.size(), rng() % 512);
-          for (unsigned n = rng() % 20; n > 0; --n) s.insert(pos, span);
-        }
-        break;
-      case 4:  // splice another seed
-        s += corpus[rng() % corpus.size()];
-        break;
-      case 5:  // cut a line short
-        if (!s.empty()) {
-          std::size_t nl = s.find('\n', pos);
-          if (nl != std::string::npos && nl > pos) s.erase(pos, nl - pos);
-        }
-        break;
-    }
-  }
-  return s;
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: %s CORPUS_DIR [ITERATIONS]\n", argv[0]);
-    return 2;
-  }
-  long iterations = argc > 2 ? std::atol(argv[2]) : 20000;
-  std::vector<std::string> corpus;
-  for (const auto& entry : std::filesystem::directory_iterator(argv[1])) {
-    std::ifstream f(entry.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    corpus.push_back(ss.str());
-  }
-  if (corpus.empty()) {
-    std::fprintf(stderr, "empty corpus in %s\n", argv[1]);
-    return 2;
-  }
-  std::mt19937 rng(20261201);
-  for (const std::string& seed : corpus) {
-    run_one(reinterpret_cast<const std::uint8_t*>(seed.data()), seed.size());
-  }
-  long accepted = 0;
-  for (long i = 0; i < iterations; ++i) {
-    std::string input = mutate(corpus[rng() % corpus.size()], rng, corpus);
-    run_one(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
-    accepted += webrtccall::check_remote_sdp(input, {}).empty();
-  }
-  std::printf("%ld mutated inputs from %zu seeds (%ld accepted as SDP): invariants held\n",
-              iterations, corpus.size(), accepted);
-  return 0;
-}
-#endif

@@ -1,11 +1,12 @@
 // Fuzzing the server's WebSocket frame reader (RFC 6455) with hostile client byte streams.
 //
-// LLVMFuzzerTestOneInput is a libFuzzer entry point (build with clang -fsanitize=fuzzer and
-// -DFUZZING_ENGINE to run it coverage-guided). Without libFuzzer, main() below runs a bounded
-// mutation loop so that `meson test --suite fuzz` exercises it on every build: a fixed number
-// of inputs, a fixed seed (reproducible), stopping by itself. Its inputs are built in code,
-// no corpus files: seeds (valid and invalid client frames, each with the events it must
-// produce), generated valid streams (checked against their events too), and mutants of both.
+// LLVMFuzzerTestOneInput is the libFuzzer entry point (the -Dfuzzing=enabled build runs it
+// coverage-guided over corpus/websocket/). Without libFuzzer, the bounded driver (driver.cpp)
+// replays the regression inputs and the corpus, then calls fuzz_bounded_run() below: a fixed
+// number of inputs, a fixed seed (reproducible), stopping by itself. Its inputs are built in
+// code: seeds (valid and invalid client frames, each with the events it must produce),
+// generated valid streams (checked against their events too), and mutants of both. With
+// WEBSOCKET_FUZZ_WRITE_SEEDS=DIR it writes the seeds to DIR (how corpus/websocket/ was made).
 //
 // Each input is a byte stream from one client, read four ways:
 //  1. whole, in one feed, by a driver that behaves like the connection (it keeps what the
@@ -34,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "driver.h"
 #include "websocket.h"
 
 namespace {
@@ -808,9 +810,20 @@ std::string mutate(std::string s, Rng& rng, const std::vector<Seed>& seeds, int 
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  long iterations = argc > 1 ? std::atol(argv[1]) : 50000;
+void fuzz_bounded_run(long iterations, const std::vector<std::string>& /*replayed*/) {
   const std::vector<Seed> seeds = make_seeds();
+  if (const char* dir = std::getenv("WEBSOCKET_FUZZ_WRITE_SEEDS")) {
+    for (std::size_t i = 0; i < seeds.size(); ++i) {
+      const std::string path = std::string(dir) + "/seed-" + std::to_string(i);
+      std::FILE* f = std::fopen(path.c_str(), "wb");
+      if (!f || std::fwrite(seeds[i].bytes.data(), 1, seeds[i].bytes.size(), f) !=
+                    seeds[i].bytes.size()) {
+        std::perror(path.c_str());
+        std::exit(1);
+      }
+      std::fclose(f);
+    }
+  }
   for (const Seed& seed : seeds) {
     const Outcome got = run_one(seed.bytes);
     if (!same_but_why(got.events, seed.expected)) {
@@ -855,6 +868,5 @@ int main(int argc, char** argv) {
       "%ld inputs (%ld generated streams checked against their events, the rest mutated from "
       "%zu seeds and generated streams): no crash, invariants held\n",
       iterations, generated, seeds.size());
-  return 0;
 }
 #endif

@@ -88,6 +88,30 @@ TEST(Parse, MalformedInput) {
   EXPECT_EQ(error_of(R"({"type":"app","target":"b","v":[{"w":-1e400}]})"), ErrorCode::kMalformed);
 }
 
+// Found by the protocol fuzz target: json-glib 1.6 writes some doubles with an exponent and
+// no point (1e30, 2e+20, 1e-300, 1e22) with ".0" after them ("1e+30.0"), which is not JSON:
+// relayed, such a message reached its target unreadable (and, as a chat `date`, every user).
+TEST(Parse, NumbersJsonGlibWritesAsInvalidJsonAreRefused) {
+  for (const char* v : {"1e30", "2e+20", "1e-300", "1e22"}) {
+    EXPECT_EQ(error_of(std::string(R"({"type":"app","target":"b","v":[{"w":)") + v + "}]}"),
+              ErrorCode::kMalformed)
+        << v;
+    EXPECT_EQ(error_of(std::string(R"({"type":"message","text":"x","date":)") + v + "}"),
+              ErrorCode::kMalformed)
+        << v;
+  }
+  // Numbers it writes as JSON are relayed, and read back as they were.
+  for (const char* v : {"1.5e30", "1e300", "-5e300", "1e23", "0.1", "-2.5", "1700000000000"}) {
+    std::string text = std::string(R"({"type":"app","target":"b","v":)") + v + "}";
+    auto sig = std::get<protocol::Signal>(ok(text));
+    std::optional<std::string> stamped = protocol::stamp_name(sig.object.get(), "a");
+    ASSERT_TRUE(stamped) << v;
+    EXPECT_TRUE(
+        std::holds_alternative<protocol::ServerMessage>(protocol::parse_server(*stamped, {})))
+        << v << " written as " << *stamped;
+  }
+}
+
 TEST(Parse, WrongTypes) {
   EXPECT_EQ(error_of(R"({"type":"username","name":7})"), ErrorCode::kWrongType);
   EXPECT_EQ(error_of(R"({"type":"message","text":["x"]})"), ErrorCode::kWrongType);
@@ -272,4 +296,18 @@ TEST(Parse, SizeLimitIsExactForTheDefaultAndAConfiguredLimit) {
         << limit + 1 << " bytes accepted under a limit of " << limit;
     EXPECT_EQ(std::get<protocol::Error>(over).code, ErrorCode::kTooLarge);
   }
+}
+
+// Found by the protocol fuzz target (UBSan: 1e+300 is outside the range of representable
+// values of type 'unsigned long'): an id must be a number an id can be.
+TEST(Protocol, ParseServerRefusesIdsOutOfRange) {
+  for (const char* id : {"1e300", "-1e300", "18446744073709551616.0", "-1", "-0.5e10"}) {
+    auto parsed =
+        protocol::parse_server(std::string(R"({"type":"id","id":)") + id + "}", protocol::Limits{});
+    ASSERT_TRUE(std::holds_alternative<protocol::Error>(parsed)) << id;
+    EXPECT_EQ(std::get<protocol::Error>(parsed).code, ErrorCode::kWrongType) << id;
+  }
+  auto largest = protocol::parse_server(R"({"type":"id","id":18446744073709549568.0})", {});
+  EXPECT_EQ(std::get<protocol::IdMsg>(std::get<protocol::ServerMessage>(largest)).id,
+            18446744073709549568u);
 }
