@@ -778,12 +778,7 @@ void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
       return;
     }
     stream->codec = encoded;  // passed through, never re-encoded
-    if (encoded->parser) {
-      if (GstElement* parser = make_element(encoded->parser)) {
-        g_object_set(parser, "config-interval", -1, nullptr);
-        chain.push_back(parser);
-      }
-    }
+    chain = make_send_parser(*encoded);
   } else {
     stream->codec = stream->kind == Kind::kVideo ? s.video_codec : &opus_codec();
     chain = make_encoder_chain(*stream->codec, s.video_bitrate_kbps);

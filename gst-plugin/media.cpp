@@ -80,6 +80,28 @@ GstElement* make_element(const char* factory, const char* name) {
   return e;
 }
 
+std::vector<GstElement*> make_send_parser(const Codec& codec) {
+  if (!codec.parser) return {};
+  GstElement* parser = make_element(codec.parser);
+  if (!parser) return {};
+  set_if(parser, "config-interval", -1);
+  if (!g_str_equal(codec.encoding_name, "H264")) return {parser};
+  // One stream format for every call: byte-stream access units with SPS/PPS in band. Left to
+  // negotiation, h264parse picks what the branches' payloaders accept together, and a call
+  // that joins while a sibling renegotiates could get avc caps whose SPS/PPS the payloader
+  // cannot turn into its output caps: not-negotiated, back through the tee into the shared
+  // encoder (seen under AddressSanitizer, whose slowness widens the window).
+  GstElement* filter = make_element("capsfilter");
+  if (!filter) {
+    gst_object_unref(gst_object_ref_sink(parser));
+    return {};
+  }
+  GstCaps* caps = gst_caps_from_string("video/x-h264,stream-format=byte-stream,alignment=au");
+  g_object_set(filter, "caps", caps, nullptr);
+  gst_caps_unref(caps);
+  return {parser, filter};
+}
+
 std::vector<GstElement*> make_encoder_chain(const Codec& codec, unsigned bitrate_kbps) {
   std::vector<GstElement*> out;
   auto add = [&](const char* factory) {
@@ -126,11 +148,9 @@ std::vector<GstElement*> make_encoder_chain(const Codec& codec, unsigned bitrate
         set_if(enc, "multi-thread", 2u);
       }
     }
-    if (codec.parser) {
-      GstElement* p = add(codec.parser);
-      missing |= !p;
-      if (p) set_if(p, "config-interval", -1);
-    }
+    std::vector<GstElement*> parse = make_send_parser(codec);
+    missing |= codec.parser && parse.empty();
+    out.insert(out.end(), parse.begin(), parse.end());
   } else {
     missing |= !add("audioconvert");
     missing |= !add("audioresample");

@@ -37,8 +37,12 @@ GstCaps* rtp_caps(const Codec& codec, int pt);
 // Creates `factory` or posts nothing and returns null; `what` names it in errors.
 GstElement* make_element(const char* factory, const char* name = nullptr);
 
+// The parser between an encoder (or encoded input) and the shared tee, with the stream format
+// fixed where the codec has several (H.264: byte-stream); empty for codecs without a parser,
+// or when an element is missing.
+std::vector<GstElement*> make_send_parser(const Codec& codec);
 // Elements that turn raw input into the codec's elementary stream (converter, encoder,
-// caps filter as browsers need), configured for real time at `bitrate_kbps`.
+// parser as above), configured for real time at `bitrate_kbps`.
 std::vector<GstElement*> make_encoder_chain(const Codec& codec, unsigned bitrate_kbps);
 // Elements that turn the codec's RTP into its elementary stream (depayloader, parser) and,
 // unless `encoded`, decode it.
