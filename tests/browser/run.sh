@@ -83,8 +83,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The files exist before the loop below reads them: the background shell that opens them may
+# not have run yet (sed then failed, and set -e ended the test with status 2).
+: >"$tmp/server.out"
+: >"$tmp/server.log"
 "$server" --address 127.0.0.1 --port 0 --web-root "$web_root" \
-  >"$tmp/server.out" 2>"$tmp/server.log" &
+  >>"$tmp/server.out" 2>>"$tmp/server.log" &
 server_pid=$!
 
 url=""

@@ -11,9 +11,11 @@
 #include "client.h"
 #include "peer.h"
 #include "protocol.h"
+#include "raw-client.h"
 
 using test::Peer;
 using test::PeerOptions;
+using test::RawClient;
 using test::ServerProcess;
 
 namespace {
@@ -21,48 +23,6 @@ namespace {
 bool received_media(Peer& p, int video, int audio) {
   return p.wait_until([&] { return p.video_buffers >= video && p.audio_buffers >= audio; }, 20000);
 }
-
-// A raw protocol client, for what an element would never send (bad SDPs).
-class RawClient {
- public:
-  RawClient(const std::string& url, const std::string& name) : name_(name) {
-    client_ = std::make_unique<signaling::Client>(
-        signaling::ClientOptions{.uri = url},
-        signaling::ClientCallbacks{
-            .on_open = {},
-            .on_text =
-                [this](std::string_view text) {
-                  auto r = signaling::protocol::parse_server(text, {});
-                  auto* m = std::get_if<signaling::protocol::ServerMessage>(&r);
-                  if (!m) return;
-                  if (auto* id = std::get_if<signaling::protocol::IdMsg>(m)) {
-                    client_->send(R"({"type":"username","name":")" + name_ + R"(","id":)" +
-                                  std::to_string(id->id) + "}");
-                  } else if (auto* list = std::get_if<signaling::protocol::UserListMsg>(m)) {
-                    users_ = list->users;
-                  } else if (auto* rel = std::get_if<signaling::protocol::RelayedMsg>(m)) {
-                    types_.push_back(rel->type);
-                  }
-                },
-            .on_closed = {}});
-    client_->connect();
-  }
-  // Iterates the default main context until `pred` or the timeout.
-  bool run_until(std::function<bool()> pred, int timeout_ms = 10000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      g_main_context_iteration(nullptr, FALSE);
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return pred();
-  }
-  void send(const std::string& text) { client_->send(text); }
-  std::vector<std::string> users_, types_;
-
- private:
-  std::string name_;
-  std::unique_ptr<signaling::Client> client_;
-};
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -204,7 +164,7 @@ TEST_F(ElementCall, OfferWithoutFingerprintOrGarbageIsRefused) {
   ASSERT_TRUE(bob.play());
   ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
   RawClient mallory(server_.ws_url(), "mallory");
-  ASSERT_TRUE(mallory.run_until([&] { return contains(mallory.users_, "bob"); }));
+  ASSERT_TRUE(mallory.run_until([&] { return contains(mallory.users, "bob"); }));
 
   // A valid-looking offer without a=fingerprint: webrtcbin 1.22 would take it.
   mallory.send(
@@ -213,13 +173,13 @@ TEST_F(ElementCall, OfferWithoutFingerprintOrGarbageIsRefused) {
   ASSERT_TRUE(ended);
   EXPECT_NE(std::string(gst_structure_get_string(ended, "reason")).find("fingerprint"),
             std::string::npos);
-  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "hang-up"); }));
+  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types, "hang-up"); }));
 
-  mallory.types_.clear();
+  mallory.types.clear();
   mallory.send(R"({"type":"video-offer","target":"bob","sdp":{"type":"offer","sdp":"garbage"}})");
   ended = bob.wait_message("webrtccall-call-ended", {{"peer", "mallory"}});
   ASSERT_TRUE(ended);
-  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "hang-up"); }));
+  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types, "hang-up"); }));
   EXPECT_TRUE(bob.errors().empty());
   EXPECT_EQ(bob.src_pads(), 0);
 }
@@ -377,19 +337,19 @@ TEST_F(ElementCall, IceRestrictedToLoopback) {
 // once and free it: the engine used to compare the freed peer name and never redial.
 TEST_F(ElementCall, PeerRedialsAfterACallFailsInWebrtcbin) {
   RawClient mallory(server_.ws_url(), "mallory");
-  ASSERT_TRUE(mallory.run_until([&] { return mallory.users_.size() == 1; }));
+  ASSERT_TRUE(mallory.run_until([&] { return mallory.users.size() == 1; }));
   // Nothing to send: no branch to detach, so the failed call's teardown is immediate.
   Peer alice("alice", server_.ws_url(),
              {.send_video = false, .send_audio = false, .peer = "mallory"});
   ASSERT_TRUE(alice.play());
-  ASSERT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "video-offer"); }));
+  ASSERT_TRUE(mallory.run_until([&] { return contains(mallory.types, "video-offer"); }));
   // One m-line for an offer of two: webrtcbin refuses it (after our own checks pass).
   mallory.send(
       R"({"type":"video-answer","target":"alice","sdp":{"type":"answer","sdp":"v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0:12:34:56:78:9A:BC:DE:F0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:active\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:111 OPUS/48000/2\r\n"}})");
   GstStructure* ended = alice.wait_message("webrtccall-call-ended", {{"peer", "mallory"}});
   ASSERT_TRUE(ended);
-  mallory.types_.clear();
-  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types_, "video-offer"); }, 5000))
+  mallory.types.clear();
+  EXPECT_TRUE(mallory.run_until([&] { return contains(mallory.types, "video-offer"); }, 5000))
       << "alice did not call mallory again";
   EXPECT_TRUE(alice.errors().empty());
 }

@@ -14,71 +14,14 @@
 #include "client.h"
 #include "peer.h"
 #include "protocol.h"
+#include "raw-client.h"
 
 using test::Peer;
 using test::PeerOptions;
+using test::RawClient;
 using test::ServerProcess;
 
 namespace {
-
-// A raw protocol client, for what an element would never send.
-class RawClient {
- public:
-  RawClient(const std::string& url, const std::string& name) : name_(name) {
-    client_ = std::make_unique<signaling::Client>(
-        signaling::ClientOptions{.uri = url},
-        signaling::ClientCallbacks{
-            .on_open = {},
-            .on_text =
-                [this](std::string_view text) {
-                  auto r = signaling::protocol::parse_server(text, {});
-                  auto* m = std::get_if<signaling::protocol::ServerMessage>(&r);
-                  if (!m) return;
-                  if (auto* id = std::get_if<signaling::protocol::IdMsg>(m)) {
-                    client_->send(R"({"type":"username","name":")" + name_ + R"(","id":)" +
-                                  std::to_string(id->id) + "}");
-                  } else if (auto* list = std::get_if<signaling::protocol::UserListMsg>(m)) {
-                    users = list->users;
-                  } else if (auto* rel = std::get_if<signaling::protocol::RelayedMsg>(m)) {
-                    if (rel->type == "hang-up") {
-                      JsonNode* reason = json_object_get_member(rel->object.get(), "reason");
-                      hang_ups.push_back(reason && JSON_NODE_HOLDS_VALUE(reason) &&
-                                                 json_node_get_value_type(reason) == G_TYPE_STRING
-                                             ? json_node_get_string(reason)
-                                             : "");
-                    }
-                  } else if (auto* err = std::get_if<signaling::protocol::ErrorMsg>(m)) {
-                    errors.push_back(err->code);
-                  }
-                },
-            .on_closed = [this](unsigned short, const std::string&) { closed = true; }});
-    client_->connect();
-  }
-  // Iterates the default main context (our sends and receives) until `pred` or the timeout.
-  bool run_until(const std::function<bool()>& pred, int timeout_ms = 10000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      while (g_main_context_iteration(nullptr, FALSE)) {
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return pred();
-  }
-  void pump(int ms) {
-    run_until([] { return false; }, ms);
-  }
-  void send(const std::string& text) { client_->send(text); }
-  bool registered_with(const std::string& user) {
-    return run_until([&] { return std::find(users.begin(), users.end(), user) != users.end(); });
-  }
-
-  std::vector<std::string> users, hang_ups, errors;
-  bool closed = false;
-
- private:
-  std::string name_;
-  std::unique_ptr<signaling::Client> client_;
-};
 
 std::string json_string(const std::string& s) {
   JsonNode* node = json_node_init_string(json_node_alloc(), s.c_str());
