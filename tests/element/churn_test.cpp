@@ -81,7 +81,7 @@ TEST_F(Churn, CallsHungUpRightAfterTheAnswerLeaveNothingBehind) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(quick_call(-i));  // warm-up of the quick path
   test::wait_settled();
   int threads = test::count_threads(), fds = test::count_fds();
-  long rss = test::rss_kib();
+  long rss = test::memory_kib();
 
   const int cycles = env_int("WCC_CHURN_CYCLES", 100);
   int done = 0;
@@ -91,7 +91,7 @@ TEST_F(Churn, CallsHungUpRightAfterTheAnswerLeaveNothingBehind) {
   // Torn-down calls finish in the background (threads join, sockets close): wait for it.
   bool threads_back = alice.wait_until([&] { return test::count_threads() <= threads; }, 15000);
   bool fds_back = alice.wait_until([&] { return test::count_fds() <= fds; }, 15000);
-  long grown = test::rss_kib() - rss;
+  long grown = test::memory_kib() - rss;
   std::printf(
       "after %d quick calls: threads %d (was %d), fds %d (was %d), RSS %+ld KiB, "
       "webrtcbins alice %d bob %d\n",
@@ -174,14 +174,14 @@ TEST(ChurnThroughServer, CallsHungUpAtTheAnswerLeaveNothingBehind) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(quick_call(-i));  // warm-up
   test::wait_settled();
   int threads = test::count_threads(), fds = test::count_fds();
-  long rss = test::rss_kib();
+  long rss = test::memory_kib();
   const int cycles = env_int("WCC_CHURN_CYCLES", 100);
   int done = 0;
   while (done < cycles && quick_call(done)) ++done;
   ASSERT_EQ(done, cycles);
   bool threads_back = alice.wait_until([&] { return test::count_threads() <= threads; }, 15000);
   bool fds_back = alice.wait_until([&] { return test::count_fds() <= fds; }, 15000);
-  long grown = test::rss_kib() - rss;
+  long grown = test::memory_kib() - rss;
   std::printf(
       "after %d calls hung up at the answer through the server: threads %d (was %d), "
       "fds %d (was %d), RSS %+ld KiB\n",

@@ -7,11 +7,6 @@
 #include "fake-signaller.h"
 #include "peer.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-// The ASan runtime's (sanitizer/allocator_interface.h, which gcc does not install).
-extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
-#endif
-
 using test::Peer;
 
 namespace {
@@ -19,16 +14,6 @@ namespace {
 bool received(Peer& p, int video, int audio, int timeout_ms = 20000) {
   return p.wait_until([&] { return p.video_buffers >= video && p.audio_buffers >= audio; },
                       timeout_ms);
-}
-
-// The memory a leak grows: VmRSS, or under ASan the bytes allocated and not freed (ASan's RSS
-// holds its quarantine of freed memory, 256 MiB by default, and grows by it).
-long memory_kib() {
-#if defined(__SANITIZE_ADDRESS__)
-  return static_cast<long>(__sanitizer_get_current_allocated_bytes() / 1024);
-#else
-  return test::rss_kib();
-#endif
 }
 
 }  // namespace
@@ -105,7 +90,7 @@ TEST_F(FakeSignaller, FiftyCallsLeaveThreadsFdsAndMemoryAsTheyWere) {
   ASSERT_TRUE(one_call(0));  // warm-up: first-use allocations, the DTLS certificate
   test::wait_settled();
   int threads = test::count_threads(), fds = test::count_fds();
-  long rss = memory_kib();
+  long rss = test::memory_kib();
   const int cycles = g_getenv("WCC_CYCLES") ? atoi(g_getenv("WCC_CYCLES")) : 50;
   for (int i = 1; i <= cycles; ++i) {
     if (!one_call(i)) break;
@@ -115,7 +100,7 @@ TEST_F(FakeSignaller, FiftyCallsLeaveThreadsFdsAndMemoryAsTheyWere) {
       << test::count_threads() << " threads, " << threads << " before";
   EXPECT_TRUE(alice.wait_until([&] { return test::count_fds() <= fds; }, 10000))
       << test::count_fds() << " fds, " << fds << " before";
-  long grown = memory_kib() - rss;
+  long grown = test::memory_kib() - rss;
   if (g_getenv("WCC_SHOW_FDS")) test::show_fds();
   std::printf("after %d calls: threads %d (was %d), fds %d (was %d), RSS +%ld KiB\n", cycles,
               test::count_threads(), threads, test::count_fds(), fds, grown);

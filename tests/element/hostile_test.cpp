@@ -145,11 +145,11 @@ unsigned remote_candidates(Peer& p) {
 
 struct Usage {
   int fds, threads;
-  long rss_kib;
+  long memory_kib;
 };
 Usage usage() {
   test::wait_settled();
-  return {test::count_fds(), test::count_threads(), test::rss_kib()};
+  return {test::count_fds(), test::count_threads(), test::memory_kib()};
 }
 
 // What the pipeline may hold more after the hostile pattern and one real call have come and
@@ -157,15 +157,15 @@ Usage usage() {
 // certificate) beyond the first call, none per call.
 constexpr int kSlackFds = 8;
 constexpr int kSlackThreads = 8;
-constexpr long kSlackRssKib = 24 * 1024;
+constexpr long kSlackMemoryKib = 24 * 1024;  // RSS (allocated bytes under ASan)
 
 void expect_back_to(const Usage& before, const char* what) {
   Usage after = usage();
-  std::printf("%s: fds %d -> %d, threads %d -> %d, RSS %ld -> %ld KiB\n", what, before.fds,
-              after.fds, before.threads, after.threads, before.rss_kib, after.rss_kib);
+  std::printf("%s: fds %d -> %d, threads %d -> %d, memory %ld -> %ld KiB\n", what, before.fds,
+              after.fds, before.threads, after.threads, before.memory_kib, after.memory_kib);
   EXPECT_LE(after.fds, before.fds + kSlackFds) << what;
   EXPECT_LE(after.threads, before.threads + kSlackThreads) << what;
-  EXPECT_LE(after.rss_kib, before.rss_kib + kSlackRssKib) << what;
+  EXPECT_LE(after.memory_kib, before.memory_kib + kSlackMemoryKib) << what;
   if (after.fds > before.fds + kSlackFds) test::show_fds();
 }
 

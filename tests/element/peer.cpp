@@ -7,10 +7,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#if defined(__SANITIZE_ADDRESS__)
+// The ASan runtime's (sanitizer/allocator_interface.h, which gcc does not install).
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
+#endif
 
 namespace test {
 
@@ -312,6 +318,14 @@ int count_fds() {
     closedir(d);
   }
   return n - 1;  // the directory's own fd
+}
+
+long memory_kib() {
+#if defined(__SANITIZE_ADDRESS__)
+  return static_cast<long>(__sanitizer_get_current_allocated_bytes() / 1024);
+#else
+  return rss_kib();
+#endif
 }
 
 long rss_kib() {
