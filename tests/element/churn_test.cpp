@@ -6,6 +6,8 @@
 // neither element holds a webrtcbin, and a real call still decodes frames.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +38,38 @@ int count_elements(GstElement* bin, const char* factory) {
 int env_int(const char* name, int fallback) {
   const char* v = g_getenv(name);
   return v ? atoi(v) : fallback;
+}
+
+// Runs WCC_CHURN_CYCLES (100) quick calls after 3 of warm-up, then checks that alice and bob
+// are back where they were: threads, fds, memory, no webrtcbin left. `what` names the cycles in
+// the printed figures.
+void expect_churn_leaves_nothing(Peer& alice, Peer& bob, const std::function<bool(int)>& quick_call,
+                                 const char* what) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(quick_call(-i));  // warm-up of the quick path
+  test::wait_settled();
+  int threads = test::count_threads(), fds = test::count_fds();
+  long rss = test::memory_kib();
+
+  const int cycles = env_int("WCC_CHURN_CYCLES", 100);
+  int done = 0;
+  while (done < cycles && quick_call(done)) ++done;
+  ASSERT_EQ(done, cycles);
+
+  // Torn-down calls finish in the background (threads join, sockets close): wait for it.
+  bool threads_back = alice.wait_until([&] { return test::count_threads() <= threads; }, 15000);
+  bool fds_back = alice.wait_until([&] { return test::count_fds() <= fds; }, 15000);
+  long grown = test::memory_kib() - rss;
+  std::printf(
+      "after %d %s: threads %d (was %d), fds %d (was %d), RSS %+ld KiB, "
+      "webrtcbins alice %d bob %d\n",
+      cycles, what, test::count_threads(), threads, test::count_fds(), fds, grown,
+      count_elements(alice.element(), "webrtcbin"), count_elements(bob.element(), "webrtcbin"));
+  if (g_getenv("WCC_SHOW_FDS")) test::show_fds();
+  EXPECT_TRUE(threads_back) << test::count_threads() << " threads, " << threads << " before";
+  EXPECT_TRUE(fds_back) << test::count_fds() << " fds, " << fds << " before";
+  EXPECT_LT(grown, 20 * 1024) << "RSS grew by " << grown << " KiB over " << cycles << " calls";
+  EXPECT_EQ(count_elements(alice.element(), "webrtcbin"), 0);
+  EXPECT_EQ(count_elements(bob.element(), "webrtcbin"), 0);
 }
 
 }  // namespace
@@ -78,31 +112,8 @@ TEST_F(Churn, CallsHungUpRightAfterTheAnswerLeaveNothingBehind) {
     EXPECT_TRUE(ok) << "cycle " << i;
     return ok;
   };
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(quick_call(-i));  // warm-up of the quick path
-  test::wait_settled();
-  int threads = test::count_threads(), fds = test::count_fds();
-  long rss = test::memory_kib();
-
-  const int cycles = env_int("WCC_CHURN_CYCLES", 100);
-  int done = 0;
-  while (done < cycles && quick_call(done)) ++done;
-  ASSERT_EQ(done, cycles);
-
-  // Torn-down calls finish in the background (threads join, sockets close): wait for it.
-  bool threads_back = alice.wait_until([&] { return test::count_threads() <= threads; }, 15000);
-  bool fds_back = alice.wait_until([&] { return test::count_fds() <= fds; }, 15000);
-  long grown = test::memory_kib() - rss;
-  std::printf(
-      "after %d quick calls: threads %d (was %d), fds %d (was %d), RSS %+ld KiB, "
-      "webrtcbins alice %d bob %d\n",
-      cycles, test::count_threads(), threads, test::count_fds(), fds, grown,
-      count_elements(alice.element(), "webrtcbin"), count_elements(bob.element(), "webrtcbin"));
-  if (g_getenv("WCC_SHOW_FDS")) test::show_fds();
-  EXPECT_TRUE(threads_back) << test::count_threads() << " threads, " << threads << " before";
-  EXPECT_TRUE(fds_back) << test::count_fds() << " fds, " << fds << " before";
-  EXPECT_LT(grown, 20 * 1024) << "RSS grew by " << grown << " KiB over " << cycles << " calls";
-  EXPECT_EQ(count_elements(alice.element(), "webrtcbin"), 0);
-  EXPECT_EQ(count_elements(bob.element(), "webrtcbin"), 0);
+  expect_churn_leaves_nothing(alice, bob, quick_call, "quick calls");
+  if (HasFatalFailure()) return;
   EXPECT_EQ(alice.src_pads(), 0);
   EXPECT_EQ(bob.src_pads(), 0);
 
@@ -171,26 +182,9 @@ TEST(ChurnThroughServer, CallsHungUpAtTheAnswerLeaveNothingBehind) {
     EXPECT_TRUE(ok) << "cycle " << i;
     return ok;
   };
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(quick_call(-i));  // warm-up
-  test::wait_settled();
-  int threads = test::count_threads(), fds = test::count_fds();
-  long rss = test::memory_kib();
-  const int cycles = env_int("WCC_CHURN_CYCLES", 100);
-  int done = 0;
-  while (done < cycles && quick_call(done)) ++done;
-  ASSERT_EQ(done, cycles);
-  bool threads_back = alice.wait_until([&] { return test::count_threads() <= threads; }, 15000);
-  bool fds_back = alice.wait_until([&] { return test::count_fds() <= fds; }, 15000);
-  long grown = test::memory_kib() - rss;
-  std::printf(
-      "after %d calls hung up at the answer through the server: threads %d (was %d), "
-      "fds %d (was %d), RSS %+ld KiB\n",
-      cycles, test::count_threads(), threads, test::count_fds(), fds, grown);
-  EXPECT_TRUE(threads_back) << test::count_threads() << " threads, " << threads << " before";
-  EXPECT_TRUE(fds_back) << test::count_fds() << " fds, " << fds << " before";
-  EXPECT_LT(grown, 20 * 1024) << "RSS grew by " << grown << " KiB over " << cycles << " calls";
-  EXPECT_EQ(count_elements(alice.element(), "webrtcbin"), 0);
-  EXPECT_EQ(count_elements(bob.element(), "webrtcbin"), 0);
+  expect_churn_leaves_nothing(alice, bob, quick_call,
+                              "calls hung up at the answer through the server");
+  if (::testing::Test::HasFatalFailure()) return;
 
   // A real call still works.
   int bob_video = bob.video_buffers, alice_video = alice.video_buffers;
