@@ -250,7 +250,7 @@ void Call::link_offered() {
     guint mline = G_MAXUINT;
     g_object_get(o.transceiver, "mlineindex", &mline, nullptr);
     if (mline >= media.size()) continue;
-    if (rejected(media[mline])) continue;  // warned in remote_description
+    if (mline < rejected_mlines_.size() && rejected_mlines_[mline]) continue;  // warned
     CodecChoice choice =
         choose_codec(engine_.producible(o.stream), configured_codec(o.stream)->encoding_name,
                      media[mline].formats);
@@ -449,9 +449,11 @@ bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, st
       GST_INFO("call %u: answer of %s mended: %zu rejected m-lines without ICE credentials", id_,
                peer_.c_str(), mended.size());
     }
-    std::vector<SdpMedia> media = sdp_media(mended_text);
+    std::vector<SdpMedia> media = sdp_media(text);
+    rejected_mlines_.assign(media.size(), false);
     for (std::size_t i = 0; i < media.size(); ++i) {
       if (!rejected(media[i])) continue;
+      rejected_mlines_[i] = true;
       GST_ELEMENT_WARNING(engine_.element(), STREAM, CODEC_NOT_FOUND,
                           ("%s rejected %s (m-line %zu): the call goes on without it",
                            peer_.c_str(), media[i].kind.c_str(), i),

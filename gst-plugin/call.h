@@ -148,6 +148,7 @@ class Call {
   std::vector<Fingerprint> remote_fingerprints_;
   GstSDPMessage* remote_offer_ = nullptr;  // kept until the answer is created
   std::string remote_text_;                // the remote description as taken (mended)
+  std::vector<bool> rejected_mlines_;      // of the answer, as the remote sent it
   struct Offered {
     SinkStream* stream;
     GstWebRTCRTPTransceiver* transceiver;

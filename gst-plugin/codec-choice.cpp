@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 
 namespace webrtccall {
@@ -205,6 +206,7 @@ std::string mend_rejected_mlines(std::string_view sdp, std::vector<unsigned>* me
     std::size_t begin, end;  // lines [begin, end)
     bool rejected;
     bool has[3];
+    std::string mid;
   };
   std::vector<Section> sections;
   std::vector<SdpMedia> media = sdp_media(sdp);
@@ -212,8 +214,11 @@ std::string mend_rejected_mlines(std::string_view sdp, std::vector<unsigned>* me
     if (lines[i].substr(0, 2) == "m=") {
       if (!sections.empty()) sections.back().end = i;
       std::size_t n = sections.size();
-      sections.push_back({i, lines.size(), n < media.size() && rejected(media[n]), {}});
+      sections.push_back({i, lines.size(), n < media.size() && rejected(media[n]), {}, {}});
       continue;
+    }
+    if (auto mid = attribute(lines[i], "mid"); mid && !sections.empty()) {
+      sections.back().mid = *mid;
     }
     for (int k = 0; k < 3; ++k) {
       auto v = attribute(lines[i], keys[k]);
@@ -231,27 +236,77 @@ std::string mend_rejected_mlines(std::string_view sdp, std::vector<unsigned>* me
   out.reserve(sdp.size() + 256);
   std::size_t next_section = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (i + 1 == lines.size() && lines[i].empty()) break;  // the text's final line end
-    out.append(lines[i]).append(eol);
-    if (next_section >= sections.size() || sections[next_section].begin != i) continue;
+    bool starts = next_section < sections.size() && sections[next_section].begin == i;
+    if (!starts) {
+      out.append(lines[i]).append(eol);
+      continue;
+    }
     const Section& s = sections[next_section];
     unsigned index = static_cast<unsigned>(next_section++);
-    if (!s.rejected) continue;
-    // After the m= line and its c=/b= lines, before the attributes.
+    bool needs = false;
+    for (int k = 0; k < 3; ++k) needs |= !s.has[k] && !session[k] && source[k];
+    if (!s.rejected || !needs) {
+      out.append(lines[i]).append(eol);
+      continue;
+    }
+    // The line as webrtcbin 1.22 applies it: accepted but inactive (port 9, so that it is
+    // not skipped as rejected: the bundle's transport and DTLS role come from the group's
+    // first line, which may be this one), with the bundle's credentials and setup. Nothing is
+    // sent or received on it, as on a rejected line.
+    std::string_view m = lines[i];
+    std::size_t port_begin = m.find(' ');
+    std::size_t port_end =
+        port_begin == std::string_view::npos ? port_begin : m.find(' ', port_begin + 1);
+    if (port_end == std::string_view::npos) {
+      out.append(lines[i]).append(eol);
+      continue;
+    }
+    out.append(m.substr(0, port_begin + 1)).append("9").append(m.substr(port_end)).append(eol);
     std::size_t j = i + 1;
     for (; j < s.end && lines[j].substr(0, 2) != "a="; ++j) out.append(lines[j]).append(eol);
-    bool any = false;
     for (int k = 0; k < 3; ++k) {
-      if (s.has[k] || session[k]) continue;
-      if (!source[k]) continue;
+      if (s.has[k] || session[k] || !source[k]) continue;
       out.append("a=").append(keys[k]).append(":").append(*source[k]).append(eol);
-      any = true;
     }
-    if (any) changed.push_back(index);
-    i = j - 1;
+    out.append("a=inactive").append(eol);
+    for (; j < s.end; ++j) {
+      std::string_view l = lines[j];
+      if (l == "a=sendrecv" || l == "a=sendonly" || l == "a=recvonly" || l == "a=inactive" ||
+          l == "a=bundle-only") {
+        continue;
+      }
+      out.append(l).append(eol);
+    }
+    changed.push_back(index);
+    i = s.end - 1;
   }
   if (mended) *mended = changed;
   if (changed.empty()) return std::string(sdp);
+  // The mended lines back in the BUNDLE group, in m-line order: webrtcbin takes the group's
+  // first line as the bundle's transport, and the offer's first line (the one whose ICE
+  // stream and candidates we have) may be the rejected one. It carries nothing: port 0,
+  // no pad linked to it.
+  std::size_t g = out.find("a=group:BUNDLE");
+  if (g != std::string::npos && (g == 0 || out[g - 1] == '\n')) {
+    std::size_t end = out.find(eol, g);
+    std::string_view group = std::string_view(out).substr(g, end - g);
+    std::vector<std::string_view> members;
+    std::string_view rest = group.substr(std::strlen("a=group:BUNDLE"));
+    while (!rest.empty()) {
+      std::size_t sp = rest.find(' ');
+      if (sp != 0) members.push_back(rest.substr(0, sp));
+      if (sp == std::string_view::npos) break;
+      rest.remove_prefix(sp + 1);
+    }
+    std::string rebuilt = "a=group:BUNDLE";
+    for (std::size_t i = 0; i < sections.size(); ++i) {
+      const std::string& mid = sections[i].mid;
+      bool in_group = std::find(members.begin(), members.end(), mid) != members.end();
+      bool was_mended = std::find(changed.begin(), changed.end(), i) != changed.end();
+      if (!mid.empty() && (in_group || was_mended)) rebuilt += " " + mid;
+    }
+    out.replace(g, end - g, rebuilt);
+  }
   return out;
 }
 

@@ -9,7 +9,7 @@
 // - A remote that rejects an m-line (port 0) often leaves out its ICE credentials and DTLS
 //   setup there (Firefox does, for a video line whose codecs it lacks), which webrtcbin 1.22
 //   refuses for the whole description ("media 0 is missing or contains an empty 'ice-ufrag'
-//   attribute"): mend_rejected_mlines copies them from a line that has them.
+//   attribute"): mend_rejected_mlines turns such a line into an inactive one webrtcbin takes.
 #pragma once
 
 #include <string>
@@ -65,9 +65,14 @@ inline bool rejected(const SdpMedia& media) {
   return media.port == 0 && !media.bundle_only;
 }
 
-// `sdp` with every rejected m-line given the a=ice-ufrag, a=ice-pwd and a=setup of the first
-// m-line that has them, where it lacks them (nothing else changes); `mended` (if given) gets
-// the indexes of the m-lines changed. Returns `sdp` unchanged when nothing is missing.
+// `sdp` as webrtcbin 1.22 can apply it when the remote rejected m-lines without ICE
+// credentials: each such line gets the a=ice-ufrag, a=ice-pwd and a=setup of the first line
+// that has them, port 9 and a=inactive instead of port 0 (webrtcbin skips a port-0 line, also
+// when the bundle's transport and DTLS role come from it), and goes back into the BUNDLE
+// group in m-line order (webrtcbin takes the group's first line as the bundle's transport:
+// the one we offered, whose ICE stream gathered our candidates, may be the rejected line).
+// Nothing flows on an inactive line, as on a rejected one. `mended` (if given) gets the
+// indexes of the lines changed. Returns `sdp` unchanged when nothing is missing.
 std::string mend_rejected_mlines(std::string_view sdp, std::vector<unsigned>* mended = nullptr);
 
 }  // namespace webrtccall

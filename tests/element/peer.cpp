@@ -163,6 +163,14 @@ GstBusSyncReply Peer::on_bus(GstBus*, GstMessage* msg, gpointer data) {
     g_free(debug);
     self->cond_.notify_all();
   }
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
+    GError* err = nullptr;
+    gst_message_parse_warning(msg, &err, nullptr);
+    std::lock_guard lock(self->mutex_);
+    self->warnings_.push_back(err->message);
+    g_error_free(err);
+    self->cond_.notify_all();
+  }
   // GST_BUS_DROP hands the message to us: unref it, or every element it names leaks.
   gst_message_unref(msg);
   return GST_BUS_DROP;
@@ -287,6 +295,11 @@ int Peer::src_pads() const {
   int n = static_cast<int>(GST_ELEMENT(call_)->numsrcpads);
   GST_OBJECT_UNLOCK(call_);
   return n;
+}
+
+std::vector<std::string> Peer::warnings() const {
+  std::lock_guard lock(mutex_);
+  return warnings_;
 }
 
 std::vector<std::string> Peer::errors() const {

@@ -71,8 +71,9 @@ class Peer {
   std::atomic<int> video_buffers{0}, audio_buffers{0};
   std::string video_caps() const;
   std::string audio_caps() const;
-  int src_pads() const;                     // source pads the element has now
-  std::vector<std::string> errors() const;  // error messages on the bus
+  int src_pads() const;                       // source pads the element has now
+  std::vector<std::string> errors() const;    // error messages on the bus
+  std::vector<std::string> warnings() const;  // warning messages on the bus
 
   void call(const std::string& user);
   void hang_up(const std::string& user);
@@ -89,7 +90,7 @@ class Peer {
   std::condition_variable cond_;
   std::vector<GstStructure*> messages_;
   std::vector<GstStructure*> taken_;  // returned by wait_message()
-  std::vector<std::string> errors_;
+  std::vector<std::string> errors_, warnings_;
   std::string video_caps_, audio_caps_;
 };
 
