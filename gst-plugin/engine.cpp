@@ -925,6 +925,7 @@ void Engine::release_codec_tee(SinkStream* stream, GstElement* tee) {
     GstElement* input_tee;
     GMainContext* context;
   };
+  ++retiring_;  // end_calls_and_wait waits for it
   auto* retire = new Retire{this, std::move(retired), input_tee, g_main_context_ref(context_)};
   gst_pad_add_probe(
       retire->encoder->input_pad, GST_PAD_PROBE_TYPE_IDLE,
@@ -951,6 +952,7 @@ void Engine::release_codec_tee(SinkStream* stream, GstElement* tee) {
               gst_object_unref(rt->encoder->input_pad);
               gst_object_unref(rt->input_tee);
               g_main_context_unref(rt->context);
+              --rt->engine->retiring_;
               delete rt;
               return G_SOURCE_REMOVE;
             },
@@ -1007,9 +1009,11 @@ void Engine::end_calls_and_wait(const SinkStream* stream, const char* reason) {
   }
   for (const std::string& peer : peers) end_call(peer, reason, "stopped");
   gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
-  while (!dying_.empty() && g_get_monotonic_time() < deadline) {
+  // Encoders whose last call ended are removed too (before their input may go).
+  auto busy = [this] { return !dying_.empty() || retiring_ > 0; };
+  while (busy() && g_get_monotonic_time() < deadline) {
     g_main_context_iteration(context_, FALSE);
-    if (!dying_.empty()) g_usleep(1000);
+    if (busy()) g_usleep(1000);
   }
 }
 

@@ -197,6 +197,7 @@ class Engine {
   std::vector<std::unique_ptr<SinkStream>> streams_;
   unsigned next_call_id_ = 0;
   std::atomic<unsigned> next_src_pad_[2] = {0, 0};
+  std::atomic<int> retiring_{0};  // encoders being removed (release_codec_tee)
 };
 
 }  // namespace webrtccall

@@ -634,7 +634,9 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
                           static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
       rw);
   properties[PROP_VIDEO_CODEC] = g_param_spec_enum(
-      "video-codec", "Video codec", "Codec for raw video input (encoded input is sent as is)",
+      "video-codec", "Video codec",
+      "Preferred codec for raw video input: offered first, sent whenever the remote takes "
+      "it, else another the remote takes (encoded input is sent as is)",
       GST_TYPE_WEBRTC_CALL_VIDEO_CODEC, kDefaultVideoCodec, rw);
   properties[PROP_VIDEO_BITRATE] = g_param_spec_uint("video-bitrate", "Video bitrate",
                                                      "Target bitrate of encoded video in kbit/s",
