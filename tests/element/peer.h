@@ -98,8 +98,9 @@ class Peer {
 int count_threads();
 int count_fds();
 long rss_kib();
-// The memory a leak grows: VmRSS, or under AddressSanitizer the bytes allocated and not freed
-// (ASan's RSS holds its quarantine of freed memory, 256 MiB by default, and grows by it).
+// The memory a leak grows: the bytes allocated and not freed (glibc's mallinfo2, or under
+// AddressSanitizer its own count). Not VmRSS: ASan's holds its quarantine of freed memory
+// (256 MiB by default), glibc's what its arenas keep after frees (peer.cpp).
 long memory_kib();
 // Waits until the thread and fd counts stop changing (torn-down calls finish in the
 // background), at most 10 s.
