@@ -39,9 +39,13 @@ class Call {
   unsigned id() const { return id_; }
   bool offerer() const { return offerer_; }
   bool connected() const { return connected_; }
+  // Whether the call sends `stream`, or offered it and links it once answered.
   bool sends(const SinkStream* stream) const {
     for (const SendBranch& b : sends_) {
       if (b.stream == stream) return true;
+    }
+    for (const Offered& o : offered_) {
+      if (o.stream == stream) return true;
     }
     return false;
   }
