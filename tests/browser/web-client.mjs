@@ -6,7 +6,8 @@ export const STEP_TIMEOUT_MS = 20_000;
 
 // Debian's Chromium (never a downloaded one), with a fake camera and microphone that pages
 // may use without asking, and without the background traffic this closed network refuses.
-export function launchChromium() {
+// extraArgs: more switches, e.g. --use-file-for-fake-video-capture=FILE.y4m.
+export function launchChromium(extraArgs = []) {
   return chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
@@ -21,6 +22,7 @@ export function launchChromium() {
       "--disable-sync",
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
+      ...extraArgs,
     ],
   });
 }
