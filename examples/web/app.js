@@ -234,21 +234,32 @@ function newCall(peer) {
     if (c !== call) return;
     const state = event.detail;
     if (state === "failed") {
-      endCall(`ICE failed: no network path between you and ${c.peer}.`, "error",
-              {notifyPeer: true, reason: "ice-failed"});
+      iceFailed(c);
       return;
     }
-    if (state === "connected" || state === "completed") watchVideo(c);
+    if (state === "connected" || state === "completed") {
+      c.iceConnected = true;
+      watchVideo(c);
+    }
     mediaState = {checking: "connecting…", disconnected: "connection interrupted"}[state] ?? "";
     renderCall();
   });
   c.addEventListener("connectionstate", (event) => {
-    // ICE connected but the connection did not (DTLS): ICE failures are told above.
-    if (c !== call || event.detail !== "failed" || c.iceState === "failed") return;
+    if (c !== call || event.detail !== "failed") return;
+    // Chromium may say the connection failed before it says ICE did.
+    if (!c.iceConnected || c.iceState === "failed") {
+      iceFailed(c);
+      return;
+    }
     endCall(`The connection to ${c.peer} failed (DTLS, after ICE connected).`, "error",
             {notifyPeer: true, reason: failureReason("connection failed (DTLS)")});
   });
   return c;
+}
+
+function iceFailed(c) {
+  endCall(`ICE failed: no network path between you and ${c.peer}.`, "error",
+          {notifyPeer: true, reason: "ice-failed"});
 }
 
 // Once connected: says so when the peer's video shows no picture within NO_VIDEO_NOTICE_MS

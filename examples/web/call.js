@@ -55,6 +55,8 @@ export class Call extends EventTarget {
   remoteStream = new MediaStream();
   /** The offer of an incoming call, until it is accepted. */
   pendingOffer = null;
+  /** ICE has connected at least once (set by the application from "icestate"). */
+  iceConnected = false;
 
   #pc;
   #send;

@@ -55,11 +55,11 @@ export async function bannerText(page) {
 }
 
 // Waits until the page named `name` shows `words` in its error banner; returns the text.
-export async function expectBanner(page, name, words) {
+export async function expectBanner(page, name, words, timeoutMs = STEP_TIMEOUT_MS) {
   await page.waitForFunction(([w]) => {
     const banner = document.querySelector('[data-testid="error-banner"]');
     return !banner.hidden && banner.textContent.includes(w);
-  }, [words], {timeout: STEP_TIMEOUT_MS, polling: 50}).catch(async () => {
+  }, [words], {timeout: timeoutMs, polling: 50}).catch(async () => {
     throw new Error(`${name} should be told "${words}", the banner says "${await bannerText(page)}"`);
   });
   return bannerText(page);
