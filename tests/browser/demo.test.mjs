@@ -6,6 +6,7 @@
 //     made here) is in the top left corner of the picture the page gets back;
 //   - hang up, call again: the second call gets its inset too (gst-launch-1.0 would link the
 //     first call's pads only);
+//   - two pages at once: both get the picture with both their cameras, one per corner;
 //   - SIGINT to demo.sh: it exits 0 within a few seconds, and every process it started (the
 //     server, the pipeline) is gone, the port free.
 // Run by run.sh (in its network namespace; the server run.sh starts is not used).
@@ -143,8 +144,9 @@ function portAccepts(port) {
 
 const REMOTE_VIDEO = '[data-testid="remote-video"]';
 
-// The remote video's current picture, 64x48, as RGB bytes; and the mean colour of the top
-// left inset (demo-user.py: 192x144 at 12,12 of 640x480).
+// The remote video's current picture, 64x48, as RGB bytes; and the mean colour of the middle
+// of the top left inset (demo-user.py: 192x144 at 12,12 of 640x480), and of the top right one
+// (at 436,12: the second call's).
 function grab(page) {
   return page.$eval(REMOTE_VIDEO, (v) => {
     const c = document.createElement("canvas");
@@ -153,11 +155,13 @@ function grab(page) {
     const g = c.getContext("2d");
     g.drawImage(v, 0, 0);
     const sx = c.width / 640, sy = c.height / 480;
-    const inset = g.getImageData(Math.round(40 * sx), Math.round(40 * sy),
-                                 Math.round(136 * sx), Math.round(88 * sy)).data;
-    const mean = [0, 0, 0];
-    for (let i = 0; i < inset.length; i += 4) for (let k = 0; k < 3; k++) mean[k] += inset[i + k];
-    const n = inset.length / 4;
+    const meanOf = (x) => {
+      const inset = g.getImageData(Math.round(x * sx), Math.round(40 * sy),
+                                   Math.round(136 * sx), Math.round(88 * sy)).data;
+      const mean = [0, 0, 0];
+      for (let i = 0; i < inset.length; i += 4) for (let k = 0; k < 3; k++) mean[k] += inset[i + k];
+      return mean.map((m) => Math.round(m / (inset.length / 4)));
+    };
     const small = document.createElement("canvas");
     small.width = 64;
     small.height = 48;
@@ -167,7 +171,7 @@ function grab(page) {
     for (let i = 0; i < px.length; i += 4) rgb.push(px[i], px[i + 1], px[i + 2]);
     return {
       width: v.videoWidth, height: v.videoHeight, frames: v.getVideoPlaybackQuality().totalVideoFrames,
-      inset: mean.map((x) => Math.round(x / n)), rgb,
+      inset: meanOf(40), inset2: meanOf(464), rgb,
     };
   });
 }
@@ -264,6 +268,34 @@ try {
                       () => demoLines.filter((l) => /call-ended: peer=visitor/.test(l)).length > endedBefore);
     });
   }
+
+  await step("two pages call gstreamer at once: both get the pattern with both insets " +
+             "(one compositor for every call)", async () => {
+    const page2 = await (await browser.newContext()).newPage();
+    page2.setDefaultTimeout(STEP_TIMEOUT_MS);
+    await page2.goto(url);
+    await login(page2, "visitor2");
+    await userEntry(page, "gstreamer").click();
+    await waitForState(page, "call-state", "in-call");
+    await expectMovingVideoWithInset(page, "visitor");
+    const alone = await grab(page);
+    if (isRed(alone.inset2)) throw new Error(`the second corner is red with one caller: rgb(${alone.inset2})`);
+    await userEntry(page2, "gstreamer").click();
+    await waitForState(page2, "call-state", "in-call");
+    await expectMovingVideoWithInset(page2, "visitor2");
+    for (const [p, name] of [[page, "visitor"], [page2, "visitor2"]]) {
+      let shot;
+      await waitUntil(`${name} sees the second caller's inset in the top right corner`,
+                      async () => isRed((shot = await grab(p)).inset2)).catch((err) => {
+        throw new Error(`${err.message}: rgb(${shot?.inset2})`);
+      });
+    }
+    log("both pages show both callers' cameras");
+    for (const p of [page, page2]) {
+      await byTestId(p, "hangup-button").click();
+      await waitForState(p, "call-state", "idle");
+    }
+  });
 
   await step("SIGINT to demo.sh: it exits 0, the server and the pipeline are gone, the port is free", async () => {
     const pids = descendants(demo.pid);

@@ -1,5 +1,7 @@
 // Why a call ended, as the page tells the user (examples/web/outcome.js), and as the element's
 // webrtccall-call-ended says it, against gst-launch-1.0 pipelines with `webrtccall`:
+//   0. gstno (auto-answer=false) declines: "declined"; a reason the page does not know
+//      (rewritten by the test) is shown verbatim.
 //   1. gstaudio has no video input: the page's call to it connects and the page says
 //      "gstaudio sends no video" (a notice, not an error); a second page calling it is told
 //      it is busy.
@@ -215,8 +217,21 @@ try {
     gstaudio = startPipeline("gstaudio", [], {video: false});
     // ICE must fail before its connect-timeout ends the call.
     gstice = startPipeline("gstice", ["connect-timeout=60"]);
+    startPipeline("gstno", ["auto-answer=false"], {video: false});
     page = await openPage("web", relay);
-    for (const name of ["gst", "gstaudio", "gstice"]) await userEntry(page, name).waitFor();
+    for (const name of ["gst", "gstaudio", "gstice", "gstno"]) await userEntry(page, name).waitFor();
+  });
+
+  await step("web calls gstno (auto-answer=false): web is told gstno declined; a reason the " +
+             "page does not know is shown as sent", async () => {
+    await userEntry(page, "gstno").click();
+    await expectTold(page, "web", "gstno declined the call");
+    await idleAndDismissed(page);
+    relay.toPage = (m) => (m.type === "hang-up" ? {...m, reason: "gone fishing"} : m);
+    await userEntry(page, "gstno").click();
+    await expectTold(page, "web", "gstno ended the call: gone fishing");
+    await idleAndDismissed(page);
+    relay.reset();
   });
 
   await step("web calls gstaudio: the call connects, the page says gstaudio sends no video", async () => {
