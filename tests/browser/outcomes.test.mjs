@@ -4,7 +4,8 @@
 //      (rewritten by the test) is shown verbatim.
 //   1. gstaudio has no video input: the page's call to it connects and the page says
 //      "gstaudio sends no video" (a notice, not an error); a second page calling it is told
-//      it is busy.
+//      it is busy. gstblank's video input sends no frame: "no picture has arrived". gst sends
+//      video: no notice.
 //   2. The page's offer reaches the element without a=fingerprint: "invalid-sdp".
 //   3. The page's offer reaches the element with another fingerprint: the element ends the
 //      call after DTLS, and the page shows "failed on gst's side: <the element's words>".
@@ -101,11 +102,13 @@ class Pipeline {
 }
 
 // video: false is a pipeline without video input (audio only).
+// video: "blank" is a video input that never sends a frame (an appsrc nobody feeds).
 function startPipeline(name, properties = [], {video = true} = {}) {
+  const caps = "video/x-raw,format=I420,width=320,height=240,framerate=30/1";
   return new Pipeline(name, [
     "webrtccall", "name=c", `signaling-server=${wsUrl}`, `username=${name}`, ...properties,
-    ...(video ? ["videotestsrc", "is-live=true", "!",
-                 "video/x-raw,width=320,height=240,framerate=30/1", "!", "c.video_0"] : []),
+    ...(video === "blank" ? ["appsrc", "is-live=true", "format=time", `caps=${caps}`, "!", "c.video_0"]
+        : video ? ["videotestsrc", "is-live=true", "!", caps, "!", "c.video_0"] : []),
     "audiotestsrc", "is-live=true", "!", "c.audio_0",
   ]);
 }
@@ -218,8 +221,9 @@ try {
     // ICE must fail before its connect-timeout ends the call.
     gstice = startPipeline("gstice", ["connect-timeout=60"]);
     startPipeline("gstno", ["auto-answer=false"], {video: false});
+    startPipeline("gstblank", [], {video: "blank"});
     page = await openPage("web", relay);
-    for (const name of ["gst", "gstaudio", "gstice", "gstno"]) await userEntry(page, name).waitFor();
+    for (const name of ["gst", "gstaudio", "gstice", "gstno", "gstblank"]) await userEntry(page, name).waitFor();
   });
 
   await step("web calls gstno (auto-answer=false): web is told gstno declined; a reason the " +
@@ -257,6 +261,33 @@ try {
     await byTestId(page, "hangup-button").click();
     await idleAndDismissed(page);
     if (!(await byTestId(page, "video-notice").isHidden())) throw new Error("the notice outlives the call");
+  });
+
+  await step("web calls gstblank, whose video input sends nothing: the page says no picture " +
+             "has arrived", async () => {
+    await userEntry(page, "gstblank").click();
+    await waitForState(page, "call-state", "in-call");
+    await byTestId(page, "video-notice").filter({hasText: "gstblank sends no video"}).waitFor()
+        .catch(() => {
+          throw new Error("the page shows no \"gstblank sends no video\" notice");
+        });
+    log(`web shows: "${await byTestId(page, "video-notice").textContent()}"`);
+    await byTestId(page, "hangup-button").click();
+    await idleAndDismissed(page);
+  });
+
+  await step("web calls gst, which sends video: no notice after 5 s of pictures", async () => {
+    await userEntry(page, "gst").click();
+    await waitForState(page, "call-state", "in-call");
+    await page.waitForFunction(() => document.querySelector('[data-testid="remote-video"]').videoWidth > 0,
+                               null, {timeout: STEP_TIMEOUT_MS, polling: 50});
+    // Not an assertion: longer than the page waits for a picture (4 s) before its notice.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    if (!(await byTestId(page, "video-notice").isHidden())) {
+      throw new Error(`the page shows "${await byTestId(page, "video-notice").textContent()}" with video playing`);
+    }
+    await byTestId(page, "hangup-button").click();
+    await idleAndDismissed(page);
   });
 
   await step("web's offer reaches gst without a=fingerprint: web is told invalid-sdp", async () => {
