@@ -6,15 +6,24 @@
 #    caller's own video back picture-in-picture.
 # Open the URL, log in with any name and call "gstreamer" (or another tab). Ctrl-C stops all
 # of it (the server and the pipeline).
-#   examples/demo.sh [--port N] [--name NAME] [--no-build] [SERVER FLAGS...]
+#   examples/demo.sh [--port N] [--name NAME] [--user-uri URI] [--no-build] [SERVER FLAGS...]
 # --no-build: use what BUILDDIR (default build) has, install and build nothing. Other
 # arguments go to webrtc-call-server (see --help), e.g. --tls-cert cert.pem --tls-key key.pem.
+# The pipeline user connects to ws://127.0.0.1:PORT/ws, or with TLS (the server then takes
+# wss only) to wss://localhost:PORT/ws trusting the --tls-cert file (a self-signed
+# certificate for localhost, as printed below); --user-uri names another server URI for it
+# (e.g. wss://DOMAIN:PORT/ws for a certificate of DOMAIN).
 set -euo pipefail
+cwd=$PWD
 cd "$(dirname "$0")/.."
+# A file named on the command line, relative to where the script was started.
+here_path() { case $1 in /*) echo "$1" ;; *) echo "$cwd/$1" ;; esac; }
 
 port=8443
 name=gstreamer
 build=1
+user_uri=""
+tls_cert=""
 server_args=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -22,6 +31,16 @@ while [ $# -gt 0 ]; do
     --port=*) port=${1#--port=}; shift ;;
     --name) name=${2:?--name needs a name}; shift 2 ;;
     --name=*) name=${1#--name=}; shift ;;
+    --user-uri) user_uri=${2:?--user-uri needs a URI}; shift 2 ;;
+    --user-uri=*) user_uri=${1#--user-uri=}; shift ;;
+    --tls-cert | --tls-key)
+      f=$(here_path "${2:?$1 needs a file}")
+      [ "$1" = --tls-cert ] && tls_cert=$f
+      server_args+=("$1" "$f"); shift 2 ;;
+    --tls-cert=* | --tls-key=*)
+      f=$(here_path "${1#*=}")
+      [ "${1%%=*}" = --tls-cert ] && tls_cert=$f
+      server_args+=("${1%%=*}" "$f"); shift ;;
     --no-build) build=0; shift ;;
     *) server_args+=("$1"); shift ;;
   esac
@@ -80,11 +99,16 @@ if [ -z "$url" ]; then
 fi
 port=$(echo "$url" | sed -n 's|.*:\([0-9]*\)/$|\1|p')
 
-# The pipeline user, on plain ws (the server takes ws and wss on the same port).
-"$python" examples/pipelines/demo-user.py "ws://127.0.0.1:$port/ws" "$name" &
+scheme=${url%%://*}
+ca_file=()
+if [ -z "$user_uri" ] && [ "$scheme" = https ]; then
+  user_uri="wss://localhost:$port/ws"
+  ca_file=("$tls_cert")
+fi
+user_uri=${user_uri:-ws://127.0.0.1:$port/ws}
+"$python" examples/pipelines/demo-user.py "$user_uri" "$name" "${ca_file[@]}" &
 user_pid=$!
 
-scheme=${url%%://*}
 cat <<EOF
 
   Open $url in a browser on this machine, log in with any name, and call "$name".
@@ -93,7 +117,7 @@ cat <<EOF
   From another machine the browser needs https (camera access): stop this (Ctrl-C), make a
   certificate and start again with it (README, TLS):
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \\
-      -subj "/CN=\$(hostname)" -addext "subjectAltName=DNS:\$(hostname)" \\
+      -subj "/CN=\$(hostname)" -addext "subjectAltName=DNS:\$(hostname),DNS:localhost" \\
       -keyout key.pem -out cert.pem
     examples/demo.sh --tls-cert cert.pem --tls-key key.pem
   then open https://$(hostname):$port on the other machine (accept the warning once).
@@ -101,6 +125,7 @@ EOF
 [ "$scheme" = https ] && echo "  (TLS is on: https://$(hostname):$port works from other machines now.)"
 cat <<EOF
 
+  The pipeline user "$name" connects to $user_uri.
   Server log: $logdir/server.log. Ctrl-C stops the server and the pipeline.
 
 EOF

@@ -2,7 +2,10 @@
 """The demo's pipeline user: answers calls with a moving test pattern and a tone, and sends
 each caller's own video back picture-in-picture.
 
-    examples/pipelines/demo-user.py ws://localhost:8443/ws gstreamer
+    examples/pipelines/demo-user.py ws://localhost:8443/ws gstreamer [CA-FILE]
+
+CA-FILE: for a wss:// server whose certificate is not signed by a known authority (a
+self-signed one: give the certificate itself).
 
 One compositor for every call: the webrtccall element encodes its input once and sends it to
 all its calls, so every caller sees the same picture, the pattern with one inset per caller
@@ -39,6 +42,7 @@ SLOTS = [
 # not shown.
 PIPELINE = f"""
   webrtccall name=call signaling-server="{{server}}" username="{{name}}" max-calls={MAX_CALLS}
+    {{ca_file}}
   compositor name=mix background=black ignore-inactive-pads=true latency=200000000
     ! video/x-raw,width={WIDTH},height={HEIGHT},framerate=30/1 ! videoconvert ! queue
     ! call.video_0
@@ -53,12 +57,14 @@ def log(text):
 
 
 class DemoUser:
-    def __init__(self, server, name):
+    def __init__(self, server, name, ca_file=None):
         # clockoverlay (the pango plugin: gstreamer1.0-x on Debian) is optional.
         clock = ""
         if Gst.ElementFactory.find("clockoverlay"):
             clock = '! clockoverlay time-format="%H:%M:%S" font-desc="Sans 28"'
-        self.pipeline = Gst.parse_launch(PIPELINE.format(server=server, name=name, clock=clock))
+        ca = f'signaller::tls-ca-file="{ca_file}"' if ca_file else ""
+        self.pipeline = Gst.parse_launch(
+            PIPELINE.format(server=server, name=name, clock=clock, ca_file=ca))
         self.call = self.pipeline.get_by_name("call")
         self.mix = self.pipeline.get_by_name("mix")
         self.insets = {}  # the element's source pad -> (bin, compositor pad, slot)
@@ -146,15 +152,15 @@ class DemoUser:
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(f"usage: {sys.argv[0]} SIGNALING-SERVER-URI NAME", file=sys.stderr)
+    if len(sys.argv) not in (3, 4):
+        print(f"usage: {sys.argv[0]} SIGNALING-SERVER-URI NAME [CA-FILE]", file=sys.stderr)
         return 2
     Gst.init(None)
     if not Gst.ElementFactory.find("webrtccall"):
         print("webrtccall not found: set GST_PLUGIN_PATH to the build's gst-plugin directory",
               file=sys.stderr)
         return 1
-    return DemoUser(sys.argv[1], sys.argv[2]).run()
+    return DemoUser(*sys.argv[1:]).run()
 
 
 if __name__ == "__main__":
