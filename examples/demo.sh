@@ -5,7 +5,8 @@
 #    element) that answers calls with a moving test pattern and a tone, and sends each
 #    caller's own video back picture-in-picture.
 # Open the URL, log in with any name and call "gstreamer" (or another tab). Ctrl-C stops all
-# of it (the server and the pipeline).
+# of it (the server and the pipeline), and so does SIGTERM (a script that starts this in the
+# background must use SIGTERM: bash ignores SIGINT in background jobs of scripts).
 #   examples/demo.sh [--port N] [--name NAME] [--user-uri URI] [--no-build] [SERVER FLAGS...]
 # --no-build: use what BUILDDIR (default build) has, install and build nothing. Other
 # arguments go to webrtc-call-server (see --help), e.g. --tls-cert cert.pem --tls-key key.pem.
