@@ -283,7 +283,7 @@ bool Router::relay_untargeted(ConnId id, Conn& c, protocol::Signal& msg, Effects
       return true;
     }
     b.held_bytes += text->size();
-    b.held.push_back(std::make_shared<const std::string>(std::move(*text)));
+    b.held.push_back(std::move(msg.object));
     return true;
   }
   if (msg.type == "hang-up") {
@@ -367,8 +367,14 @@ bool Router::answer_broadcast(ConnId id, ConnId caller, Broadcast& b, Effects& f
   }
   b.answered_by = id;
   pair(id, caller);
-  for (auto& text : b.held) fx.sends.push_back({id, std::move(text)});
-  fx.relayed += b.held.size();
+  const std::string caller_name = name_of(caller);
+  for (auto& object : b.held) {
+    // Valid when held (the same text stamped then): only the name differs.
+    if (std::optional<std::string> text = protocol::stamp_name(object.get(), caller_name)) {
+      send(fx, id, std::move(*text));
+      fx.relayed++;
+    }
+  }
   b.held.clear();
   b.held_bytes = 0;
   fx.events.push_back({caller, "untargeted-answered", "by " + name});
@@ -407,17 +413,19 @@ void Router::disconnect(ConnId id, Effects& fx) {
   if (it == conns_.end()) return;
   Conn c = std::move(it->second);
   conns_.erase(it);
+  std::set<ConnId> told;  // one hang-up each, whatever the reasons to tell them
   for (ConnId partner : c.partners) {
     auto p = conns_.find(partner);
     if (p == conns_.end()) continue;
     p->second.partners.erase(id);
     send(fx, partner, protocol::make_hang_up(c.name, p->second.name, "disconnected"));
+    told.insert(partner);
   }
   // The untargeted mode: an unanswered offer of the caller ends, and everyone it rang is told.
   if (auto own = broadcasts_.find(id); own != broadcasts_.end()) {
     if (own->second.answered_by == 0) {
       for (ConnId to : own->second.offered_to) {
-        if (auto p = conns_.find(to); p != conns_.end()) {
+        if (auto p = conns_.find(to); p != conns_.end() && told.insert(to).second) {
           send(fx, to, protocol::make_hang_up(c.name, p->second.name, "disconnected"));
         }
       }
@@ -434,7 +442,9 @@ void Router::disconnect(ConnId id, Effects& fx) {
       continue;
     }
     if (b.offered_to.erase(id) && b.answered_by == 0 && b.offered_to.empty()) {
-      send(fx, caller, protocol::make_hang_up(c.name, name_of(caller), "disconnected"));
+      if (told.insert(caller).second) {
+        send(fx, caller, protocol::make_hang_up(c.name, name_of(caller), "disconnected"));
+      }
       fx.held_dropped_ended += b.held.size();
       bc = broadcasts_.erase(bc);
       continue;

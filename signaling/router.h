@@ -145,7 +145,8 @@ class Router {
   struct Broadcast {
     std::set<ConnId> offered_to;  // who got it and may still answer (not declined, not gone)
     ConnId answered_by = 0;       // 0 until the first answer pairs the call
-    std::vector<std::shared_ptr<const std::string>> held;  // the caller's candidates, stamped
+    // The caller's candidates as sent; stamped with its name when delivered (it may rename).
+    std::vector<gwc::GRef<JsonObject>> held;
     std::size_t held_bytes = 0;
     bool drop_logged = false;
   };

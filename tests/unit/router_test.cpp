@@ -892,3 +892,36 @@ TEST(RouterUntargeted, TargetedCallsAreUnchanged) {
   EXPECT_EQ(error_code(fx, 1), "no-target");
   EXPECT_EQ(fx.untargeted_offers, 0u);
 }
+
+// Two users whose untargeted offers rang each other (and nobody else): when one leaves, the
+// other gets one hang-up, not one as the last it rang and another as a caller it rang.
+// (Found by the router fuzzer's untargeted mode.)
+TEST(RouterUntargeted, CrossedOffersGetOneHangUpOnDeparture) {
+  Harness h(untargeted_mode());
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.send(1, kUntargetedOffer);
+  h.send(2, kUntargetedOffer);
+  Effects fx = h.disconnect(2);
+  auto msgs = to(fx, 1);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "hang-up");
+  EXPECT_EQ(relayed(msgs[0]).name, "bob");
+  EXPECT_TRUE(h.router.offered_to(1).empty());
+}
+
+// A caller that renames itself before the answer: its held candidates reach the answerer with
+// the name it has then, the one the answerer's call knows it by (the element drops candidates
+// of no call). (Found by the router fuzzer's untargeted mode.)
+TEST(RouterUntargeted, HeldCandidatesCarryTheCallersNameAtDelivery) {
+  Harness h(untargeted_mode());
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.send(1, kUntargetedOffer);
+  h.send(1, kUntargetedCandidate);
+  h.send(1, R"({"type":"username","name":"alicia"})");
+  auto msgs = to(h.send(2, kUntargetedAnswer), 2);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "new-ice-candidate");
+  EXPECT_EQ(relayed(msgs[0]).name, "alicia");
+}
