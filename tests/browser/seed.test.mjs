@@ -6,22 +6,25 @@
 //      first: video both ways between seedA and seedB. seedC got the offer but neither the
 //      answer nor any candidate; its late answer gets a hang-up (answered-elsewhere) and the
 //      call of the other two goes on. The server counts it (metrics).
-//   2. --relay-untargeted: "seedD" calls, the pipeline "gsts" (auto-answer) is the only other
+//   2. --relay-untargeted: "seedG" calls "seedH", whose answer names nobody at all (no
+//      `targetUsername` either): video both ways.
+//   3. --relay-untargeted: "seedD" calls, the pipeline "gsts" (auto-answer) is the only other
 //      user: it answers; media both ways.
-//   3. The default (no flag): "seedE" calls "seedF": the server refuses the offer, `no-target`
+//   4. The default (no flag): "seedE" calls "seedF": the server refuses the offer, `no-target`
 //      (the page gets the error), seedF gets nothing.
 // Run by run.sh inside its namespace:   node seed.test.mjs http://127.0.0.1:PORT/
 import {
-  Pipeline, expectFrames, log, metric, openApp, run, startServer, waitUntil,
+  Pipeline, expectFrames, log, metric, openApp, pages, run, startServer, waitUntil,
 } from "./apps-lib.mjs";
 
 const servers = {};
 const get = (page, fn) => page.evaluate(fn);
 
 await run("browser-seed", 160_000, [
-  ["servers: two with --relay-untargeted, one without", async () => {
+  ["servers: three with --relay-untargeted, one without", async () => {
     servers.pair = await startServer(["--relay-untargeted"]);
     servers.pipeline = await startServer(["--relay-untargeted"]);
+    servers.bare = await startServer(["--relay-untargeted"]);
     servers.off = await startServer();
   }],
   ["seedA calls without a target; seedB answers first; seedC's late answer gets a hang-up", async () => {
@@ -68,6 +71,18 @@ await run("browser-seed", 160_000, [
     const late = metric(m, "webrtc_call_late_answers_total");
     log(`server: untargeted offers ${offers}, late answers ${late}`);
     if (offers < 1 || late !== 1) throw new Error(`metrics: untargeted offers ${offers}, late answers ${late}`);
+  }],
+  ["seedG calls without a target; seedH answers naming nobody; video both ways", async () => {
+    await openApp(servers.bare, "seed-like", {name: "seedH", answerKey: "none"});
+    const g = await openApp(servers.bare, "seed-like", {name: "seedG"});
+    await waitUntil("seedG sees seedH", () => get(g, () => window.app.users.length === 2));
+    await g.evaluate(() => window.app.call());
+    await expectFrames("seedG", 30, "(seedH's camera) ");
+    await expectFrames("seedH", 30, "(seedG's camera) ");
+    const sent = await get(pages.seedH.page, () => window.probe.sent.find((m) => m.type === "video-answer"));
+    if (sent.target !== undefined || sent.targetUsername !== undefined) {
+      throw new Error(`seedH's answer named ${JSON.stringify(sent)}`);
+    }
   }],
   ["seedD calls without a target; the pipeline gsts answers it; media both ways", async () => {
     const gst = new Pipeline("gsts", servers.pipeline.ws, ["username=gsts"]);
