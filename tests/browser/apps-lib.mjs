@@ -92,6 +92,26 @@ export async function openApp(server, app, query) {
 
 export const appState = (page, expr) => page.evaluate(expr);
 
+// Our web client (examples/web, served by run.sh's server at `webUrl`) on `server`'s signaling,
+// logged in as `name`.
+export async function openWebClient(webUrl, server, name) {
+  browser ??= await web.launchChromium();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const consoleLines = [];
+  page.on("console", (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));
+  page.on("pageerror", (err) => consoleLines.push(`UNCAUGHT: ${err.message}`));
+  pages[name] = {page, consoleLines, app: "web client"};
+  await page.goto(`${webUrl}?server=${encodeURIComponent(server.ws)}`);
+  await web.login(page, name);
+  return page;
+}
+
+// Frames the web client's remote video has decoded.
+export const webClientFrames = (page) => page.$eval('[data-testid="remote-video"]',
+    (v) => v.getVideoPlaybackQuality().totalVideoFrames);
+
 // The page presents the remote video: `more` frames after the ones so far (a moving test
 // pattern: each is a new frame). Returns the count.
 export async function expectFrames(name, more, what = "") {
@@ -213,6 +233,10 @@ export class Pipeline {
 export async function report() {
   for (const [name, {page, consoleLines, app}] of Object.entries(pages)) {
     console.error(`---- page ${name} (${app}) ----`);
+    if (app === "web client") {
+      console.error("console:\n  " + consoleLines.join("\n  "));
+      continue;
+    }
     try {
       const state = await page.evaluate(async () => {
         const {lines, ...rest} = window.probe.dump();

@@ -8,7 +8,7 @@
 # offer do not disturb a call between two pages.)
 # (TEST mdn.test.mjs, late-track.test.mjs, seed.test.mjs: pages of foreign browser apps,
 # tests/browser/apps, against pipelines and each other, through servers the test starts; need
-# what element.test.mjs needs.)
+# what element.test.mjs needs. mdn-web.test.mjs: the mdn-like page and the web client.)
 # TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
 # or element.test.mjs (pages and gst-launch-1.0 pipelines with the webrtccall element call
 # each other; needs gst-launch-1.0 and GST_PLUGIN_PATH with the built plugin).
@@ -28,7 +28,7 @@ fi
 test_script=${3:-call.test.mjs}
 case $test_script in
   call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs) ;;
-  mdn.test.mjs | late-track.test.mjs | seed.test.mjs) ;;
+  mdn.test.mjs | late-track.test.mjs | seed.test.mjs | mdn-web.test.mjs) ;;
   *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
 esac
 
