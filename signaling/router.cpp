@@ -378,6 +378,15 @@ bool Router::answer_broadcast(ConnId id, ConnId caller, Broadcast& b, Effects& f
   b.held.clear();
   b.held_bytes = 0;
   fx.events.push_back({caller, "untargeted-answered", "by " + name});
+  // The answerer had an untargeted offer of its own out (both called at once): it is in a
+  // call now, so that offer ends; the others it rang are told, as for a late answer.
+  if (auto own = broadcasts_.find(id); own != broadcasts_.end() && own->second.answered_by == 0) {
+    for (ConnId to : own->second.offered_to) {
+      if (to != caller)
+        send(fx, to, protocol::make_hang_up(name, name_of(to), "answered-elsewhere"));
+    }
+    end_broadcast(id, fx);
+  }
   return true;
 }
 

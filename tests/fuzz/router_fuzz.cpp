@@ -23,6 +23,8 @@
 //    are never broadcast) of the type sent, stamped with the sender's name, to the client
 //    registered under its `target`, or without a target to the sender's only call partner;
 //    an unregistered client never gets a chat or a relayed message;
+//  - an answer that pairs its sender ends the sender's own pending offer: the others it rang get
+//    a hang-up answered-elsewhere in its name;
 //  - what goes back to the sender is an error, a changed name, a chat or a hang-up;
 //  - a connection that goes away sends exactly one hang-up to each of its partners;
 //  - closes are asked for live connections, with 1008 or 1009;
@@ -312,6 +314,8 @@ void on_message(signaling::Router& router, Model& m, ConnId from, std::string_vi
 //    an untargeted hang-up of a caller still unanswered (those its offer rang);
 //  - a targeted message goes to its target only; an untargeted one to the only call partner,
 //    or (offer) everyone, or (answer, hang-up) a caller whose pending offer rang the sender;
+//  - an answer that pairs its sender ends the sender's own pending offer: the others it rang get
+//    a hang-up answered-elsewhere in its name;
 //  - what goes back to the sender is an error, a changed name, a chat, a hang-up (an offer to
 //    no one, a late answer), or, when its answer pairs a call, the caller's held candidates
 //    (with the caller's name);
@@ -366,6 +370,12 @@ void on_message_relay(signaling::Router& router, Model& m, ConnId from, std::str
       continue;
     }
     check(r != nullptr, "a client gets another client's error, name or id");
+    if (type == "video-answer" && r->type == "hang-up" && rang_by_me.contains(s.to)) {
+      // The sender's answer paired it: its own pending offer ends for the others it rang.
+      check(r->name == sender && member(r->object.get(), "reason") == "answered-elsewhere",
+            "the end of an answerer's own offer is not its answered-elsewhere hang-up");
+      continue;
+    }
     check(!sender.empty() && !names.at(s.to).empty(), "a relay from or to an unregistered client");
     check(r->type == type && r->name == sender && member(r->object.get(), "name") == sender,
           "a relayed message of another type or without the sender's name");

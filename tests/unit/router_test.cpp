@@ -925,3 +925,25 @@ TEST(RouterUntargeted, HeldCandidatesCarryTheCallersNameAtDelivery) {
   EXPECT_EQ(msgs[0].type, "new-ice-candidate");
   EXPECT_EQ(relayed(msgs[0]).name, "alicia");
 }
+
+// alice and bob call at once without a target; bob answers alice's offer: bob's own offer ends
+// (carol, whom it rang too, gets a hang-up), so a later answer to it does not give bob a
+// second call.
+TEST(RouterUntargeted, AnsweringEndsTheAnswerersOwnOffer) {
+  Harness h(untargeted_mode());
+  h.join(1, "alice");
+  h.join(2, "bob");
+  h.join(3, "carol");
+  h.send(1, kUntargetedOffer);
+  h.send(2, kUntargetedOffer);
+  Effects fx = h.send(2, R"({"type":"video-answer","targetUsername":"alice","sdp":{"sdp":"v"}})");
+  EXPECT_EQ(to(fx, 1).size(), 1u);  // the answer only: no hang-up for alice
+  auto msgs = to(fx, 3);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "hang-up");
+  EXPECT_EQ(relayed(msgs[0]).name, "bob");
+  EXPECT_EQ(reason_of(msgs[0]), "answered-elsewhere");
+  EXPECT_TRUE(h.router.offered_to(2).empty());
+  h.send(3, R"({"type":"video-answer","targetUsername":"bob","sdp":{"sdp":"v"}})");
+  EXPECT_EQ(h.router.partners_of(2), std::set<ConnId>{1});
+}
