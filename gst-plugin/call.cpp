@@ -351,7 +351,7 @@ void Call::on_description_created(GstWebRTCSessionDescription* desc) {
   gst_webrtc_call_signaller_send_description(engine_.signaller(), peer_.c_str(), desc);
   if (desc->type == GST_WEBRTC_SDP_TYPE_ANSWER) {
     negotiated();
-    run(negotiation_.local_answer());
+    run(negotiation_.local_answer(g_get_monotonic_time()));
   }
 }
 
@@ -372,7 +372,6 @@ void Call::run(const Negotiation::Step& step) {
 // transceivers: webrtcbin adds m-lines for them), released ones are recvonly already.
 void Call::renegotiate() {
   GST_INFO("call %u with %s: renegotiating", id_, peer_.c_str());
-  negotiation_.offer_sent(g_get_monotonic_time());
   {
     std::lock_guard lock(engine_.streams_mutex());
     for (SinkStream* s : std::exchange(pending_adds_, {})) {
@@ -506,7 +505,7 @@ bool Call::remote_answer(const std::string& sdp, std::string& error) {
   if (!apply_remote(GST_WEBRTC_SDP_TYPE_ANSWER, sdp, error)) return false;
   // webrtcbin runs its operations in order: whatever follows (a re-offer of the remote's,
   // a queued one of ours) sees the answer applied.
-  run(negotiation_.answer_applied());
+  run(negotiation_.answer_applied(g_get_monotonic_time()));
   return true;
 }
 

@@ -96,23 +96,24 @@ Step Negotiation::remote_answer() {
   return {Action::kApplyRemoteAnswer, {}};
 }
 
-Step Negotiation::answer_applied() {
+Step Negotiation::answer_applied(std::int64_t now_us) {
   if (state_ != State::kHaveLocalOffer) return {};
   owed_ = false;  // the remote rolled back and answered ours; it re-offers its own itself
-  return become_stable();
+  return become_stable(now_us);
 }
 
-Step Negotiation::local_answer() {
+Step Negotiation::local_answer(std::int64_t now_us) {
   if (state_ != State::kHaveRemoteOffer) return {};
-  return become_stable();
+  return become_stable(now_us);
 }
 
-Step Negotiation::become_stable() {
+Step Negotiation::become_stable(std::int64_t now_us) {
   state_ = State::kStable;
   established_ = true;
   offer_us_ = 0;
   if (std::exchange(queued_, false)) {
     state_ = State::kHaveLocalOffer;
+    offer_us_ = now_us;
     return {Action::kSendOffer, {}};
   }
   return {};

@@ -86,16 +86,14 @@ class Negotiation {
   Step local_offer(std::int64_t now_us);  // we start the first offer of an outgoing call
   Step remote_offer();
   Step remote_answer();
-  // Our answer to the remote offer was applied locally (and sent).
-  Step local_answer();
+  // Our answer to the remote offer was applied locally (and sent). `now_us`: when a queued
+  // renegotiation's offer (kSendOffer) goes out.
+  Step local_answer(std::int64_t now_us);
   // The remote's answer was handed to webrtcbin (which runs operations in order, so whatever
   // follows sees it applied): stable again.
-  Step answer_applied();
+  Step answer_applied(std::int64_t now_us);
   Step negotiation_needed(std::int64_t now_us);
   Step description_failed(const std::string& why);
-  // When kSendOffer came out of an event that took no time (answer_applied, local_answer),
-  // the caller says when it sent it.
-  void offer_sent(std::int64_t now_us) { offer_us_ = now_us; }
 
   State state() const { return state_; }
   bool polite() const { return polite_; }
@@ -112,7 +110,7 @@ class Negotiation {
   std::string unanswered_reason(const std::string& remote) const;
 
  private:
-  Step become_stable();
+  Step become_stable(std::int64_t now_us);
 
   bool polite_;
   State state_ = State::kStable;

@@ -23,7 +23,7 @@ Negotiation polite() {
 Negotiation established(Negotiation n) {
   EXPECT_EQ(n.local_offer(1).action, Action::kSendOffer);
   EXPECT_EQ(n.remote_answer().action, Action::kApplyRemoteAnswer);
-  EXPECT_EQ(n.answer_applied().action, Action::kNone);
+  EXPECT_EQ(n.answer_applied(1).action, Action::kNone);
   EXPECT_EQ(n.state(), State::kStable);
   EXPECT_TRUE(n.established());
   return n;
@@ -51,7 +51,7 @@ TEST(Negotiation, StableRemoteOfferIsApplied) {
   for (Negotiation n : {impolite(), polite()}) {
     EXPECT_EQ(n.remote_offer().action, Action::kApplyRemoteOffer);
     EXPECT_EQ(n.state(), State::kHaveRemoteOffer);
-    EXPECT_EQ(n.local_answer().action, Action::kNone);
+    EXPECT_EQ(n.local_answer(1).action, Action::kNone);
     EXPECT_EQ(n.state(), State::kStable);
     EXPECT_TRUE(n.established());
   }
@@ -62,7 +62,7 @@ TEST(Negotiation, StableRemoteOfferIsApplied) {
 TEST(Negotiation, StableRemoteReofferOnAnEstablishedCallIsApplied) {
   for (Negotiation n : {established(impolite()), established(polite())}) {
     EXPECT_EQ(n.remote_offer().action, Action::kApplyRemoteOffer);
-    EXPECT_EQ(n.local_answer().action, Action::kNone);
+    EXPECT_EQ(n.local_answer(1).action, Action::kNone);
     EXPECT_EQ(n.state(), State::kStable);
   }
 }
@@ -91,7 +91,7 @@ TEST(Negotiation, NegotiationNeededBeforeTheFirstExchangeIsQueued) {
   Negotiation n = polite();
   EXPECT_EQ(n.negotiation_needed(1).action, Action::kQueue);
   EXPECT_EQ(n.remote_offer().action, Action::kApplyRemoteOffer);
-  EXPECT_EQ(n.local_answer().action, Action::kSendOffer);  // the queued one
+  EXPECT_EQ(n.local_answer(1).action, Action::kSendOffer);  // the queued one
   EXPECT_EQ(n.state(), State::kHaveLocalOffer);
   EXPECT_FALSE(n.queued());
 }
@@ -101,7 +101,7 @@ TEST(Negotiation, HaveLocalOfferRemoteAnswerIsApplied) {
   Negotiation n = impolite();
   n.local_offer(1);
   EXPECT_EQ(n.remote_answer().action, Action::kApplyRemoteAnswer);
-  EXPECT_EQ(n.answer_applied().action, Action::kNone);
+  EXPECT_EQ(n.answer_applied(1).action, Action::kNone);
   EXPECT_EQ(n.state(), State::kStable);
   EXPECT_EQ(n.offer_pending_since_us(), 0);
 }
@@ -146,7 +146,7 @@ TEST(Negotiation, RenegotiationCollisionPoliteKeepsItsOfferAndRemembers) {
   EXPECT_TRUE(n.owed());
   EXPECT_NE(n.unanswered_reason("alice").find("collision"), std::string::npos);
   EXPECT_EQ(n.remote_answer().action, Action::kApplyRemoteAnswer);
-  n.answer_applied();
+  n.answer_applied(1);
   EXPECT_FALSE(n.owed());
   EXPECT_EQ(n.state(), State::kStable);
   // The remote re-offers its own once stable: answered.
@@ -160,12 +160,11 @@ TEST(Negotiation, HaveLocalOfferNegotiationNeededIsQueuedUntilStable) {
   EXPECT_EQ(n.negotiation_needed(2).action, Action::kQueue);
   EXPECT_EQ(n.negotiation_needed(3).action, Action::kQueue);  // still one renegotiation
   n.remote_answer();
-  EXPECT_EQ(n.answer_applied().action, Action::kSendOffer);
+  EXPECT_EQ(n.answer_applied(7).action, Action::kSendOffer);
   EXPECT_EQ(n.state(), State::kHaveLocalOffer);
-  n.offer_sent(7);
   EXPECT_EQ(n.offer_pending_since_us(), 7);
   n.remote_answer();
-  EXPECT_EQ(n.answer_applied().action, Action::kNone);
+  EXPECT_EQ(n.answer_applied(1).action, Action::kNone);
 }
 
 // have-local-offer | local offer | refuse
@@ -179,7 +178,7 @@ TEST(Negotiation, OneLocalOfferAtATime) {
 TEST(Negotiation, HaveRemoteOfferLocalAnswerIsStable) {
   Negotiation n = established(polite());
   n.remote_offer();
-  EXPECT_EQ(n.local_answer().action, Action::kNone);
+  EXPECT_EQ(n.local_answer(1).action, Action::kNone);
   EXPECT_EQ(n.state(), State::kStable);
 }
 
@@ -203,7 +202,7 @@ TEST(Negotiation, HaveRemoteOfferNegotiationNeededIsQueuedUntilAnswered) {
   Negotiation n = established(polite());
   n.remote_offer();
   EXPECT_EQ(n.negotiation_needed(1).action, Action::kQueue);
-  EXPECT_EQ(n.local_answer().action, Action::kSendOffer);
+  EXPECT_EQ(n.local_answer(1).action, Action::kSendOffer);
 }
 
 // any | description failed | refuse, closed; closed | any | none
