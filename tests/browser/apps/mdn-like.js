@@ -59,6 +59,7 @@ const {send} = openSignaling(async (msg) => {
         break;
       case "video-answer":
         app.answersReceived++;
+        probe.sdp.push({remoteAnswer: msg.sdp?.sdp, localOffer: pc?.localDescription?.sdp});
         await pc?.setRemoteDescription(msg.sdp);
         break;
       case "new-ice-candidate":
