@@ -30,7 +30,9 @@ async function mediaBothWays(pageName, gst) {
   const frames = await expectFrames(pageName, 60, "while the element receives ");
   const {maxGapMs, tracks} = await page.evaluate(() => ({
     maxGapMs: window.probe.maxGapMs,
-    tracks: window.app.remoteTracks.filter((t) => t.kind === "video").length,
+    // Distinct tracks: ontrack fires again for the same track when a later description gives
+    // it a stream (msid) it had not.
+    tracks: new Set(window.app.remoteTracks.filter((t) => t.kind === "video").map((t) => t.id)).size,
   }));
   log(`${pageName}: ${frames} frames presented, longest gap ${maxGapMs.toFixed(0)} ms, ` +
       `${tracks} remote video track(s); ${gst.label}: video ${gst.buffers("vsink")}, ` +
