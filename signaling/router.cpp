@@ -182,6 +182,12 @@ void Router::handle_signal(ConnId id, Conn& c, protocol::Signal& msg, Effects& f
   if (msg.target) {
     auto found = by_name_.find(*msg.target);
     if (found == by_name_.end()) {
+      if (!g_utf8_validate(msg.target->data(), static_cast<gssize>(msg.target->size()), nullptr)) {
+        // An escaped lone surrogate: json-glib hands over bytes that are not UTF-8 (and names
+        // nobody). Echoed in a hang-up they would come out mangled, naming no one either.
+        refuse_message(id, c, ErrorCode::kMalformed, "`target` holds invalid Unicode", fx);
+        return;
+      }
       if (msg.type == "video-offer") {
         // Unmodified sample clients reset their call UI on hang-up, not on error.
         fx.refused.push_back(ErrorCode::kUserUnavailable);

@@ -444,3 +444,21 @@ TEST(Router, IdleTimeSavesAtMostOneBurst) {
   }
   EXPECT_EQ(relayed_count, 10);
 }
+
+// A target with an escaped lone surrogate names nobody: refused as malformed, not answered
+// with a hang-up whose `name` (the target echoed) the sender could never match. (Found by
+// the router fuzzer: the hang-up named "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdob" for
+// "\ud800bob".)
+TEST(Router, TargetWithALoneSurrogateIsMalformed) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  for (const char* msg :
+       {R"({"type":"video-offer","target":"\ud800bob","sdp":{"type":"offer","sdp":"v=0"}})",
+        R"({"type":"new-ice-candidate","target":"b\udc00","candidate":null})"}) {
+    Effects fx = h.send(1, msg);
+    EXPECT_EQ(error_code(fx, 1), "malformed") << msg;
+    for (auto& m : to(fx, 1)) EXPECT_NE(m.type, "hang-up") << msg;
+    EXPECT_TRUE(to(fx, 2).empty()) << msg;
+  }
+}
