@@ -179,6 +179,37 @@ TEST_F(Renegotiation, AReofferWithAnotherFingerprintEndsTheCallWithAReason) {
   EXPECT_EQ(mdn.client.hang_ups.back(), "invalid-sdp");
 }
 
+// Re-offers count against offer-rate like offers: beyond the burst they are dropped
+// unanswered (the call goes on), and answered again once the bucket refills.
+TEST_F(Renegotiation, ReoffersCountAgainstOfferRate) {
+  Peer bob("bob", server_.ws_url(), {.extra = "offer-rate=1 offer-burst=3"});
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
+  Bare mdn(server_.ws_url(), "mdn");
+  ASSERT_TRUE(mdn.client.registered_with("bob"));
+  mdn.peer.call("bob");  // one token
+  ASSERT_TRUE(mdn.until([&] { return mdn.peer.answers_received == 1; }));
+  ASSERT_TRUE(mdn.until([&] { return mdn.peer.video_frames >= 10; }));
+  for (int i = 0; i < 4; ++i) {
+    int answers = mdn.peer.answers_received;
+    mdn.peer.offer();
+    mdn.until([&] { return mdn.peer.answers_received > answers; }, 400);
+  }
+  EXPECT_EQ(mdn.peer.answers_received, 3) << "the burst of 3 is 1 offer and 2 re-offers";
+  // Refilled (1/s): answered again, and the video never stopped.
+  int answers = mdn.peer.answers_received;
+  EXPECT_TRUE(mdn.until(
+      [&] {
+        mdn.peer.offer();
+        return mdn.until([&] { return mdn.peer.answers_received > answers; }, 300);
+      },
+      5000));
+  int frames = mdn.peer.video_frames;
+  ASSERT_TRUE(mdn.until([&] { return mdn.peer.video_frames >= frames + 30; }));
+  EXPECT_LT(mdn.peer.max_video_gap_us(), kMaxGapUs);
+  EXPECT_FALSE(bob.has_message("webrtccall-call-ended", {}));
+}
+
 class ElementRenegotiation : public ::testing::Test {
  protected:
   void SetUp() override { test::fake_hub_reset(); }
