@@ -1,5 +1,6 @@
 // A raw protocol client for the element tests: it registers a name and records what the
-// server sends it. Header-only; used by call_test.cpp and hostile_test.cpp.
+// server sends it. Header-only; used by call_test.cpp, hostile_test.cpp and
+// renegotiation_test.cpp (which drives a bare webrtcbin through it).
 #pragma once
 
 #include <glib.h>
@@ -38,6 +39,7 @@ class RawClient {
                     users = list->users;
                   } else if (auto* rel = std::get_if<signaling::protocol::RelayedMsg>(m)) {
                     types.push_back(rel->type);
+                    if (on_relayed) on_relayed(*rel);
                     if (rel->type == "hang-up") {
                       JsonNode* reason = json_object_get_member(rel->object.get(), "reason");
                       hang_ups.push_back(reason && JSON_NODE_HOLDS_VALUE(reason) &&
@@ -74,6 +76,8 @@ class RawClient {
   // relayed hang-ups and the codes of errors, in order.
   std::vector<std::string> users, types, hang_ups, errors;
   bool closed = false;
+  // Called with every relayed message (offers, answers, candidates), on the default context.
+  std::function<void(const signaling::protocol::RelayedMsg&)> on_relayed;
 
  private:
   std::string name_;
