@@ -93,6 +93,7 @@ Call::Call(Engine& engine, std::string peer, unsigned id, bool offerer, Settings
       id_(id),
       offerer_(offerer),
       settings_(std::move(settings)),
+      negotiation_(engine.my_name(), peer_),
       started_us_(g_get_monotonic_time()) {}
 
 Call::~Call() {
@@ -198,6 +199,7 @@ bool Call::start(std::string& error) {
   // Nothing to send of a kind: still receive it.
   if (!has[0]) add_recvonly_transceiver(Kind::kVideo);
   if (!has[1]) add_recvonly_transceiver(Kind::kAudio);
+  negotiation_.local_offer(g_get_monotonic_time());
   create_offer_or_answer(true);
   return true;
 }
@@ -246,7 +248,9 @@ bool Call::offer_all_codecs(SinkStream* stream) {
 void Call::link_offered() {
   std::vector<SdpMedia> media = sdp_media(remote_text_);
   std::lock_guard lock(engine_.streams_mutex());
-  for (Offered& o : offered_) {
+  // Each offered stream is decided once, by the answer to the offer that carried it.
+  std::vector<Offered> offered = std::exchange(offered_, {});
+  for (Offered& o : offered) {
     guint mline = G_MAXUINT;
     g_object_get(o.transceiver, "mlineindex", &mline, nullptr);
     if (mline >= media.size()) continue;
@@ -286,6 +290,7 @@ void Call::link_offered() {
                 existing);
     if (existing) gst_object_unref(existing);
   }
+  for (Offered& o : offered) gst_object_unref(o.transceiver);
 }
 
 // Must hold the streams mutex.
@@ -337,7 +342,6 @@ bool Call::link_branch(SinkStream* stream, const Codec* codec, int pt, const cha
   GstPad* src = gst_element_get_static_pad(filter, "src");
   bool ok = sink && gst_pad_link(src, sink) == GST_PAD_LINK_OK;
   gst_object_unref(src);
-  if (sink) gst_object_unref(sink);
   GstPad* tee_pad = ok ? gst_element_request_pad_simple(tee, "src_%u") : nullptr;
   GstPad* queue_sink = gst_element_get_static_pad(queue, "sink");
   ok = tee_pad && gst_pad_link(tee_pad, queue_sink) == GST_PAD_LINK_OK;
@@ -347,10 +351,15 @@ bool Call::link_branch(SinkStream* stream, const Codec* codec, int pt, const cha
                 sink_pad_name);
     if (tee_pad) gst_element_release_request_pad(tee, tee_pad);
     for (GstElement* e : elements) set_state_and_remove(engine_.bin(), e);
+    if (sink) {
+      // A pad webrtcbin made itself (existing_pad) is not ours to release.
+      if (!existing_pad) gst_element_release_request_pad(webrtc_, sink);
+      gst_object_unref(sink);
+    }
     give_back();
     return false;
   }
-  sends_.push_back({stream, tee, codec, tee_pad, elements});
+  sends_.push_back({stream, tee, codec, tee_pad, elements, sink, existing_pad != nullptr});
   return true;
 }
 
@@ -412,6 +421,142 @@ void Call::create_offer_or_answer(bool offer) {
 void Call::on_description_created(GstWebRTCSessionDescription* desc) {
   g_signal_emit_by_name(webrtc_, "set-local-description", desc, nullptr);
   gst_webrtc_call_signaller_send_description(engine_.signaller(), peer_.c_str(), desc);
+  if (desc->type == GST_WEBRTC_SDP_TYPE_ANSWER) {
+    negotiated();
+    run(negotiation_.local_answer(g_get_monotonic_time()));
+  }
+}
+
+void Call::run(const Negotiation::Step& step) {
+  switch (step.action) {
+    case Negotiation::Action::kSendOffer:
+      renegotiate();
+      break;
+    case Negotiation::Action::kRefuse:
+      engine_.call_ended(this, step.reason);
+      break;
+    default:
+      break;
+  }
+}
+
+// An offer of ours during the call: the streams added meanwhile get their branches (new
+// transceivers: webrtcbin adds m-lines for them), released ones are recvonly already.
+void Call::renegotiate() {
+  GST_INFO("call %u with %s: renegotiating", id_, peer_.c_str());
+  {
+    std::lock_guard lock(engine_.streams_mutex());
+    for (SinkStream* s : std::exchange(pending_adds_, {})) {
+      if (sends(s)) continue;
+      std::vector<SinkStream*> live = engine_.streams_of(s->kind);
+      if (std::find(live.begin(), live.end(), s) == live.end()) continue;  // released since
+      const Codec* codec = configured_codec(s);
+      link_branch(s, codec, codec->default_pt, "sink_%u");
+    }
+  }
+  create_offer_or_answer(true);
+}
+
+// An offer/answer exchange finished: a video branch linked by it needs a key frame.
+void Call::negotiated() {
+  if (connected_) request_keyframes();
+}
+
+void Call::add_stream(SinkStream* stream) {
+  if (sends(stream)) return;
+  pending_adds_.push_back(stream);
+  Negotiation::Step step = negotiation_.negotiation_needed(g_get_monotonic_time());
+  GST_INFO("call %u with %s: %s added: %s", id_, peer_.c_str(), stream->name.c_str(),
+           to_string(step.action));
+  run(step);
+}
+
+bool Call::detach_stream(SinkStream* stream, std::function<void()> detached) {
+  std::erase(pending_adds_, stream);
+  auto it = std::find_if(sends_.begin(), sends_.end(),
+                         [stream](const SendBranch& b) { return b.stream == stream; });
+  if (it == sends_.end()) return false;
+  struct Ctx {
+    GstPad* queue_sink;
+    GMainContext* context;
+    std::function<void()> detached;
+  };
+  gst_pad_add_probe(
+      it->tee_pad, GST_PAD_PROBE_TYPE_IDLE,
+      [](GstPad* pad, GstPadProbeInfo*, gpointer data) -> GstPadProbeReturn {
+        auto* ctx = static_cast<Ctx*>(data);
+        gst_pad_unlink(pad, ctx->queue_sink);
+        run_idle(ctx->context, std::move(ctx->detached));
+        return GST_PAD_PROBE_REMOVE;
+      },
+      new Ctx{gst_element_get_static_pad(it->elements.front(), "sink"),
+              g_main_context_ref_thread_default(), std::move(detached)},
+      [](gpointer data) {
+        auto* ctx = static_cast<Ctx*>(data);
+        gst_object_unref(ctx->queue_sink);
+        g_main_context_unref(ctx->context);
+        delete ctx;
+      });
+  return true;
+}
+
+void Call::finish_detach(SinkStream* stream) {
+  auto it = std::find_if(sends_.begin(), sends_.end(),
+                         [stream](const SendBranch& b) { return b.stream == stream; });
+  if (it == sends_.end()) return;
+  SendBranch b = *it;
+  sends_.erase(it);
+  GstBin* bin = engine_.bin();
+  // webrtcbin 1.22 keeps a released pad's transceiver sendrecv (it only drops the pad), and
+  // refuses to change the direction of a negotiated m-line ("transceiver direction changes
+  // are not implemented" when the answer is applied): the m-line stays, carrying nothing of
+  // ours, and what the remote sends on it is still received. Without its pad the
+  // transceiver's codecs come from a caps query into our receive chain: the branch's caps
+  // become its codec preferences instead. Nor can the m-line take a new pad (webrtcbin 1.22
+  // builds its encoders again: "duplicate call to create a fec encoder"): a stream requested
+  // later gets a new m-line.
+  GstWebRTCRTPTransceiver* trans = nullptr;
+  g_object_get(b.webrtc_pad, "transceiver", &trans, nullptr);
+  if (trans) {
+    GstCaps* caps = nullptr;
+    g_object_get(b.elements.back(), "caps", &caps, nullptr);  // the capsfilter
+    if (caps) {
+      g_object_set(trans, "codec-preferences", caps, nullptr);
+      gst_caps_unref(caps);
+    }
+    gst_object_unref(trans);
+  }
+  gst_element_release_request_pad(b.tee, b.tee_pad);
+  gst_object_unref(b.tee_pad);
+  for (GstElement* e : b.elements) set_state_and_remove(bin, e);
+  // A pad webrtcbin made itself (for a transceiver offered with all our codecs) stays: released,
+  // the m-line's codecs come from a query into our receive chain, which webrtcbin 1.22 answers
+  // empty there ("Caps negotiation on pad src_0 failed": the re-offer, and the call, fail).
+  if (!b.webrtc_made_pad) gst_element_release_request_pad(webrtc_, b.webrtc_pad);
+  gst_object_unref(b.webrtc_pad);
+  engine_.release_codec_tee(stream, b.tee);  // the last call of an encoder removes it
+  if (b.webrtc_made_pad) {
+    // An m-line offered with all our codecs: a re-offer would change nothing the remote sees
+    // (the m-line stays sendrecv, see above), and webrtcbin 1.22 fails to make it about half
+    // the time ("Caps negotiation on pad src_0 failed", which ended the call).
+    GST_INFO("call %u with %s: %s released, m-line kept as it is", id_, peer_.c_str(),
+             stream->name.c_str());
+    return;
+  }
+  Negotiation::Step step = negotiation_.negotiation_needed(g_get_monotonic_time());
+  GST_INFO("call %u with %s: %s released: %s", id_, peer_.c_str(), stream->name.c_str(),
+           to_string(step.action));
+  run(step);
+}
+
+int Call::mline_of(GstPad* pad) {
+  GstWebRTCRTPTransceiver* trans = nullptr;
+  g_object_get(pad, "transceiver", &trans, nullptr);
+  if (!trans) return -1;
+  guint mline = G_MAXUINT;
+  g_object_get(trans, "mlineindex", &mline, nullptr);
+  gst_object_unref(trans);
+  return mline == G_MAXUINT ? -1 : static_cast<int>(mline);
 }
 
 bool Call::check_remote(const std::string& sdp, std::string& error) {
@@ -419,20 +564,35 @@ bool Call::check_remote(const std::string& sdp, std::string& error) {
   error = check_remote_sdp(sdp, settings_.remote_limits, &view);
   if (!error.empty()) return false;
   remote_mlines_ = view.media.size();
-  candidates_ = view.candidates;
+  candidates_ = std::max(candidates_, view.candidates);  // a re-offer repeats the first's
   return true;
 }
 
-bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, std::string& error) {
+Negotiation::Step Call::remote_offer(const std::string& sdp, std::string& error) {
+  Negotiation::Step step = negotiation_.remote_offer();
+  if (step.action == Negotiation::Action::kApplyRemoteOffer &&
+      !apply_remote(GST_WEBRTC_SDP_TYPE_OFFER, sdp, error)) {
+    return negotiation_.description_failed(error);
+  }
+  if (step.action == Negotiation::Action::kRefuse) error = step.reason;
+  return step;
+}
+
+bool Call::remote_answer(const std::string& sdp, std::string& error) {
+  Negotiation::Step step = negotiation_.remote_answer();
+  if (step.action != Negotiation::Action::kApplyRemoteAnswer) {
+    error = step.reason.empty() ? "an answer the call does not wait for" : step.reason;
+    return false;
+  }
+  if (!apply_remote(GST_WEBRTC_SDP_TYPE_ANSWER, sdp, error)) return false;
+  // webrtcbin runs its operations in order: whatever follows (a re-offer of the remote's,
+  // a queued one of ours) sees the answer applied.
+  run(negotiation_.answer_applied(g_get_monotonic_time()));
+  return true;
+}
+
+bool Call::apply_remote(GstWebRTCSDPType type, const std::string& text, std::string& error) {
   if (!check_remote(text, error)) return false;
-  if (type == GST_WEBRTC_SDP_TYPE_ANSWER && !offerer_) {
-    error = "an answer arrived for a call we did not offer";
-    return false;
-  }
-  if (remote_set_) {
-    error = "renegotiation is not supported";
-    return false;
-  }
   // A remote that rejects an m-line (port 0) keeps the others. Firefox leaves the ICE
   // credentials and DTLS setup out of a rejected line, which webrtcbin 1.22 refuses for the
   // whole answer; when that line was our BUNDLE tag (the first, video) and the others
@@ -471,25 +631,40 @@ bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, st
     error = "invalid SDP (no media)";
     return false;
   }
-  remote_fingerprints_ = sdp_fingerprints(sdp);
-  if (remote_fingerprints_.empty()) {
+  std::vector<Fingerprint> fingerprints = sdp_fingerprints(sdp);
+  if (fingerprints.empty()) {
     // webrtcbin 1.22 would accept it and never authenticate the peer.
     gst_sdp_message_free(sdp);
     error = "SDP without a=fingerprint refused (DTLS peer could not be authenticated)";
     return false;
   }
+  TransportIdentity identity = transport_identity(text);
+  if (remote_us_ != 0) {
+    // A later description of the same call: its transports must stay what they are.
+    error = check_reoffer(identity_, identity);
+    if (!error.empty()) {
+      gst_sdp_message_free(sdp);
+      return false;
+    }
+  } else {
+    identity_ = std::move(identity);
+    remote_fingerprints_ = std::move(fingerprints);
+    // connect-timeout counts from the first description; re-offers never extend it.
+    remote_us_ = g_get_monotonic_time();
+  }
   if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
+    if (remote_offer_) gst_sdp_message_free(remote_offer_);
+    remote_offer_ = nullptr;
     gst_sdp_message_copy(sdp, &remote_offer_);
   }
-  remote_us_ = g_get_monotonic_time();
   GstWebRTCSessionDescription* desc = gst_webrtc_session_description_new(type, sdp);
-  GstPromise* promise = promise_then([](Call& c, const GstStructure* reply) {
+  GstPromise* promise = promise_then([type](Call& c, const GstStructure* reply) {
     std::string why = reply_error(reply);
     if (!why.empty()) {
       c.engine_.call_ended(&c, "remote description refused: " + why);
       return;
     }
-    c.on_remote_description_set();
+    c.on_remote_description_set(type);
   });
   g_signal_emit_by_name(webrtc_, "set-remote-description", desc, promise);
   gst_promise_unref(promise);
@@ -497,57 +672,80 @@ bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, st
   return true;
 }
 
-void Call::on_remote_description_set() {
+void Call::on_remote_description_set(GstWebRTCSDPType type) {
   remote_set_ = true;
   flush_pending_candidates();
-  if (offerer_) {
+  if (type == GST_WEBRTC_SDP_TYPE_ANSWER) {
     link_offered();
+    negotiated();
     return;
   }
+  link_offered_lines();
+  create_offer_or_answer(false);
+}
 
-  // Answerer: send our streams on the offered m-lines, with the offer's payload types.
-  // webrtcbin 1.22 creates the transceivers of a remote offer only when answering; asking for
-  // "sink_<m-line>" now creates one bound to that m-line, which the answer then uses.
-  std::vector<SinkStream*> used;
+// Answerer (first offer or re-offer): send our streams on the offered m-lines that carry
+// nothing of ours yet, in the codec codec-choice picks from the offer (video-codec if offered,
+// else the first the offer lists that we can produce) with the offer's payload type.
+// webrtcbin 1.22 creates the transceivers of a remote offer only when answering; asking for
+// "sink_<m-line>" now creates one bound to that m-line, which the answer then uses. Media on
+// the other m-lines goes on.
+void Call::link_offered_lines() {
   std::vector<SdpMedia> lines = sdp_media(remote_text_);
-  {
-    std::lock_guard lock(engine_.streams_mutex());
-    for (guint mline = 0; mline < gst_sdp_message_medias_len(remote_offer_); ++mline) {
-      const char* media = media_kind(remote_offer_, mline);
-      Kind kind;
-      if (g_str_equal(media, "video")) {
-        kind = Kind::kVideo;
-      } else if (g_str_equal(media, "audio")) {
-        kind = Kind::kAudio;
-      } else {
+  std::lock_guard lock(engine_.streams_mutex());
+  std::vector<int> sending;
+  for (SendBranch& b : sends_) sending.push_back(mline_of(b.webrtc_pad));
+  for (guint mline = 0; mline < gst_sdp_message_medias_len(remote_offer_); ++mline) {
+    if (std::find(sending.begin(), sending.end(), static_cast<int>(mline)) != sending.end()) {
+      continue;
+    }
+    const char* media = media_kind(remote_offer_, mline);
+    Kind kind;
+    if (g_str_equal(media, "video")) {
+      kind = Kind::kVideo;
+    } else if (g_str_equal(media, "audio")) {
+      kind = Kind::kAudio;
+    } else {
+      continue;
+    }
+    if (mline >= lines.size() || rejected(lines[mline])) continue;
+    for (SinkStream* s : engine_.streams_of(kind)) {
+      if (sends(s)) continue;
+      CodecChoice choice = choose_codec(engine_.producible(s), configured_codec(s)->encoding_name,
+                                        lines[mline].formats);
+      if (!choice.ok()) {
+        GST_ELEMENT_WARNING(
+            engine_.element(), STREAM, CODEC_NOT_FOUND,
+            ("%s: %s is not sent to %s", choice.reason.c_str(), s->name.c_str(), peer_.c_str()),
+            ("m-line %u", mline));
         continue;
       }
-      if (mline < lines.size() && rejected(lines[mline])) continue;
-      for (SinkStream* s : engine_.streams_of(kind)) {
-        if (std::find(used.begin(), used.end(), s) != used.end()) continue;
-        CodecChoice choice =
-            choose_codec(engine_.producible(s), configured_codec(s)->encoding_name,
-                         mline < lines.size() ? lines[mline].formats : std::vector<SdpFormat>{});
-        if (!choice.ok()) {
-          GST_ELEMENT_WARNING(
-              engine_.element(), STREAM, CODEC_NOT_FOUND,
-              ("%s: %s is not sent to %s", choice.reason.c_str(), s->name.c_str(), peer_.c_str()),
-              ("m-line %u", mline));
-          continue;
-        }
-        if (!choice.reason.empty()) {
-          GST_INFO("call %u with %s: %s", id_, peer_.c_str(), choice.reason.c_str());
-        }
-        std::string pad = "sink_" + std::to_string(mline);
-        if (link_branch(s, codec_by_encoding_name(choice.encoding.c_str()), choice.pt,
-                        pad.c_str())) {
-          used.push_back(s);
-        }
-        break;
+      if (!choice.reason.empty()) {
+        GST_INFO("call %u with %s: %s", id_, peer_.c_str(), choice.reason.c_str());
       }
+      // A transceiver this m-line already has that only receives cannot send: webrtcbin
+      // 1.22 refuses to change the direction of a negotiated m-line.
+      bool receive_only = false;
+      GArray* transceivers = nullptr;
+      g_signal_emit_by_name(webrtc_, "get-transceivers", &transceivers);
+      for (guint i = 0; transceivers && i < transceivers->len; ++i) {
+        auto* trans = g_array_index(transceivers, GstWebRTCRTPTransceiver*, i);
+        guint trans_mline = G_MAXUINT;
+        GstWebRTCRTPTransceiverDirection dir;
+        g_object_get(trans, "mlineindex", &trans_mline, "direction", &dir, nullptr);
+        receive_only |=
+            trans_mline == mline && (dir == GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY ||
+                                     dir == GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_INACTIVE);
+      }
+      if (transceivers) g_array_unref(transceivers);
+      if (receive_only) break;
+      std::string pad = "sink_" + std::to_string(mline);
+      if (link_branch(s, codec_by_encoding_name(choice.encoding.c_str()), choice.pt, pad.c_str())) {
+        sending.push_back(static_cast<int>(mline));
+      }
+      break;
     }
   }
-  create_offer_or_answer(false);
 }
 
 void Call::remote_candidate(guint mline, const char* mid, const char* candidate) {
@@ -723,6 +921,13 @@ void Call::request_keyframes() {
 }
 
 std::string Call::check_health(gint64 now_us) {
+  // A re-offer of ours nobody answers (a collision neither side can roll back, a remote
+  // that ignores it): the call cannot change any more.
+  gint64 offered = negotiation_.offer_pending_since_us();
+  if (negotiation_.established() && offered &&
+      now_us - offered > static_cast<gint64>(settings_.answer_timeout_s) * G_USEC_PER_SEC) {
+    return negotiation_.unanswered_reason(peer_);
+  }
   if (!connected_) {
     if (remote_us_ == 0) {  // our offer is not answered yet
       bool late =
@@ -755,6 +960,7 @@ void Call::build_receive_chain(GstPad* pad) {
   const GstStructure* s = gst_caps_get_structure(caps, 0);
   const Codec* codec = codec_by_encoding_name(gst_structure_get_string(s, "encoding-name"));
   std::string caps_str = gwc::GCharPtr(gst_caps_to_string(caps)).get();
+  GST_INFO("call %u: receiving %s on %s", id_, caps_str.c_str(), GST_PAD_NAME(pad));
   gst_caps_unref(caps);
 
   std::lock_guard lock(receive_mutex_);
@@ -900,6 +1106,7 @@ void Call::finish_teardown() {
   for (SendBranch& b : sends_) {
     gst_element_release_request_pad(b.tee, b.tee_pad);
     gst_object_unref(b.tee_pad);
+    gst_object_unref(b.webrtc_pad);
   }
   if (webrtc_) set_state_and_remove(bin, webrtc_);
   webrtc_ = nullptr;

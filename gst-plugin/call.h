@@ -17,6 +17,7 @@
 
 #include "engine.h"
 #include "fingerprint.h"
+#include "negotiation.h"
 #include "remote-limits.h"
 
 namespace webrtccall {
@@ -53,9 +54,24 @@ class Call {
   // Creates the webrtcbin. The offerer links its branches and sends the offer. Returns false
   // with `error` set when the call cannot be made.
   bool start(std::string& error);
-  // A description from the remote: an offer (we answer) or the answer to our offer.
-  // Returns false with `error` when it is refused (no fingerprint, unparsable, ...).
-  bool remote_description(GstWebRTCSDPType type, const std::string& sdp, std::string& error);
+  // An offer from the remote, through the negotiation machine (negotiation.h): applied and
+  // answered on this webrtcbin (the first offer of an incoming call, or a re-offer in stable),
+  // ignored (glare), or kRestartAndAnswer (initial glare, we are polite: the engine ends this
+  // call and answers on a new one). kRefuse with the reason in `error` ends the call.
+  Negotiation::Step remote_offer(const std::string& sdp, std::string& error);
+  // The answer to our offer. Returns false with `error` when it is refused (no fingerprint,
+  // unparsable, no offer of ours, ...).
+  bool remote_answer(const std::string& sdp, std::string& error);
+  // A sink pad was requested during the call: a branch is linked and the call renegotiates
+  // (queued while not stable).
+  void add_stream(SinkStream* stream);
+  // A sink pad is being released: detach_stream() unlinks the call's branch from the
+  // stream's tee (when no buffer passes) and calls `detached` on the signaling thread;
+  // then finish_detach() removes the branch, releases webrtcbin's pad (its transceiver set
+  // recvonly) and renegotiates. Returns false when the call does not send the stream.
+  bool detach_stream(SinkStream* stream, std::function<void()> detached);
+  void finish_detach(SinkStream* stream);
+  const Negotiation& negotiation() const { return negotiation_; }
   // The checks of remote-limits.h alone (no webrtcbin needed): false with `error` when the
   // description is refused.
   bool check_remote(const std::string& sdp, std::string& error);
@@ -81,6 +97,8 @@ class Call {
     const Codec* codec;
     GstPad* tee_pad = nullptr;
     std::vector<GstElement*> elements;  // queue, payloader, capsfilter
+    GstPad* webrtc_pad = nullptr;       // webrtcbin's sink pad (a reference)
+    bool webrtc_made_pad = false;       // webrtcbin made it, we did not request it
   };
   struct Receive {
     std::vector<GstElement*> elements;
@@ -101,7 +119,17 @@ class Call {
   void add_recvonly_transceiver(Kind kind);
   void create_offer_or_answer(bool offer);
   void on_description_created(GstWebRTCSessionDescription* desc);
-  void on_remote_description_set();
+  bool apply_remote(GstWebRTCSDPType type, const std::string& sdp, std::string& error);
+  void on_remote_description_set(GstWebRTCSDPType type);
+  // Links the streams the call does not send yet to the m-lines of the remote offer that
+  // carry nothing of ours, with the offer's payload types.
+  void link_offered_lines();
+  // The m-line webrtcbin's sink pad `pad` sends on, or -1 while it has none.
+  int mline_of(GstPad* pad);
+  // What the negotiation machine said: runs kSendOffer (renegotiate); kRefuse ends the call.
+  void run(const Negotiation::Step& step);
+  void renegotiate();
+  void negotiated();  // an exchange finished
   void add_candidate(guint mline, const char* mid, const char* candidate);
   void flush_pending_candidates();
   void on_connection_state();
@@ -137,6 +165,9 @@ class Call {
   std::vector<Receive> receives_;
   bool tearing_down_ = false;  // guarded by receive_mutex_
 
+  Negotiation negotiation_;
+  std::vector<SinkStream*> pending_adds_;  // sink pads requested during the call, not linked
+  TransportIdentity identity_;             // the remote's, from its first description
   bool remote_set_ = false;
   struct PendingCandidate {
     guint mline;

@@ -5,6 +5,7 @@
 
 #include "call.h"
 #include "gref.h"
+#include "hangup-reason.h"
 #include "webrtccall-private.h"
 
 GST_DEBUG_CATEGORY_EXTERN(webrtccall_debug);
@@ -465,21 +466,28 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
       return;
     }
     if (it != calls_.end()) {
-      Call& existing = *it->second;
-      if (existing.offerer() && !existing.connected()) {
-        // Glare: both called at once. The smaller name keeps the offerer role, on both sides.
-        if (my_name_ < peer) {
-          GST_INFO_OBJECT(element_, "glare with %s: keeping our offer", peer.c_str());
+      // An offer on an existing call: the call's negotiation decides (negotiation.h). Glare
+      // is decided by its signaling state (have-local-offer), not by ICE or DTLS progress.
+      std::string error;
+      Negotiation::Step step = it->second->remote_offer(sdp, error);
+      switch (step.action) {
+        case Negotiation::Action::kApplyRemoteOffer:
+          GST_INFO_OBJECT(element_, "new offer from %s during the call: answering it",
+                          peer.c_str());
           return;
-        }
-        GST_INFO_OBJECT(element_, "glare with %s: answering theirs", peer.c_str());
-        end_call(peer, "glare: answering the call of " + peer + " instead", nullptr);
-      } else {
-        if (remote_log_.allow(now)) {
-          GST_WARNING_OBJECT(element_, "%s sent a new offer during the call: not supported",
-                             peer.c_str());
-        }
-        return;
+        case Negotiation::Action::kRestartAndAnswer:
+          GST_INFO_OBJECT(element_, "glare with %s: answering theirs", peer.c_str());
+          end_call(peer, "glare: answering the call of " + peer + " instead", nullptr);
+          break;  // answered on a new call below
+        case Negotiation::Action::kRefuse:
+          GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                              ("Refused the new offer of %s: %s", peer.c_str(), error.c_str()),
+                              (nullptr));
+          end_call(peer, error, admission_.refusal_allowed(now) ? "invalid-sdp" : nullptr);
+          return;
+        default:
+          GST_INFO_OBJECT(element_, "offer from %s ignored: %s", peer.c_str(), step.reason.c_str());
+          return;
       }
     } else if (!accept_incoming(peer)) {
       return;
@@ -494,7 +502,7 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     std::string error;
     // Checked before webrtcbin exists: a refused offer costs no transport.
     if (!c->check_remote(sdp, error) || !c->start(error) ||
-        !c->remote_description(type, sdp, error)) {
+        c->remote_offer(sdp, error).action != Negotiation::Action::kApplyRemoteOffer) {
       GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                           ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
       end_call(peer, error, admission_.refusal_allowed(now) ? "invalid-sdp" : nullptr);
@@ -508,7 +516,7 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
     return;
   }
   std::string error;
-  if (!it->second->remote_description(type, sdp, error)) {
+  if (!it->second->remote_answer(sdp, error)) {
     GST_ELEMENT_WARNING(element_, STREAM, DECODE,
                         ("Invalid answer from %s: %s", peer.c_str(), error.c_str()), (nullptr));
     end_call(peer, error, "invalid-sdp");
@@ -516,6 +524,27 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
 }
 
 void Engine::on_candidate(const char* peer, guint mline, const char* mid, const char* candidate) {
+  if (!peer || !*peer) {
+    // No sender name (a server that stamps none, an app that sends none): it belongs to the
+    // only call in negotiation (not connected yet), if there is exactly one.
+    Call* only = nullptr;
+    unsigned negotiating = 0;
+    for (auto& [p, call] : calls_) {
+      if (!call->connected()) {
+        only = call.get();
+        ++negotiating;
+      }
+    }
+    if (negotiating == 1) {
+      only->remote_candidate(mline, mid, candidate);
+    } else if (remote_log_.allow(g_get_monotonic_time())) {
+      GST_WARNING_OBJECT(element_,
+                         "ICE candidate without a sender name and %u calls in negotiation: "
+                         "ignored (and %u more)",
+                         negotiating, remote_log_.suppressed());
+    }
+    return;
+  }
   auto it = calls_.find(peer);
   if (it == calls_.end()) return;  // late candidates of an ended call
   it->second->remote_candidate(mline, mid, candidate);
@@ -527,13 +556,7 @@ void Engine::on_remote_hang_up(const char* peer_c, const char* reason_c) {
   // Deliberate: the remote hung up or declined. Not deliberate: absent, gone, busy.
   bool deliberate = reason.empty() || reason == "declined" || reason == "hang-up";
   if (deliberate && peer == settings().peer) no_redial_.insert(peer);
-  std::string why = reason == "user-unavailable" ? peer + " is not online"
-                    : reason == "declined"       ? peer + " declined the call"
-                    : reason == "busy"           ? peer + " is busy"
-                    : reason == "disconnected"   ? peer + " disconnected from the server"
-                    : reason.empty()             ? peer + " hung up"
-                                                 : peer + " hung up (" + reason + ")";
-  end_call(peer, why, nullptr);
+  end_call(peer, describe_remote_hang_up(peer, reason), nullptr);
 }
 
 void Engine::on_failed(const GError* error) {
@@ -617,7 +640,7 @@ void Engine::call_ended(Call* call, const std::string& reason) {
   // A copy: end_call() may free the call (a teardown that finishes at once) and still
   // compares the peer with the `peer` property after that (ASan: heap-use-after-free).
   const std::string peer = call->peer();
-  end_call(peer, reason, "failed");
+  end_call(peer, reason, failure_hang_up_reason(reason).c_str());
 }
 
 void Engine::call_error(unsigned call_id, std::string message) {
@@ -763,8 +786,22 @@ GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
   gst_element_sync_state_with_parent(stream->tee);
   gst_element_sync_state_with_parent(stream->entry);
   GstPad* ghost = stream->ghost;
-  std::lock_guard lock(streams_mutex_);
-  streams_.push_back(std::move(stream));
+  SinkStream* added = stream.get();
+  {
+    std::lock_guard lock(streams_mutex_);
+    streams_.push_back(std::move(stream));
+  }
+  // During calls: each call sends it too, on a new m-line (a renegotiation).
+  invoke([this, added] {
+    {
+      std::lock_guard lock(streams_mutex_);
+      if (std::none_of(streams_.begin(), streams_.end(),
+                       [added](const auto& s) { return s.get() == added; })) {
+        return;  // released meanwhile
+      }
+    }
+    for (auto& [peer, call] : calls_) call->add_stream(added);
+  });
   return ghost;
 }
 
@@ -1017,6 +1054,43 @@ void Engine::end_calls_and_wait(const SinkStream* stream, const char* reason) {
   }
 }
 
+// Signaling thread: every call that sends `stream` unlinks its branch from the stream's tee
+// (when no buffer passes), then removes it and renegotiates. Runs the context meanwhile, at
+// most 3 s; a call that could not detach by then ends.
+void Engine::detach_stream_and_wait(const SinkStream* stream) {
+  auto* s = const_cast<SinkStream*>(stream);
+  auto waiting = std::make_shared<std::set<unsigned>>();
+  for (auto& [peer, call] : calls_) {
+    unsigned id = call->id();
+    if (call->detach_stream(s, [waiting, id] { waiting->erase(id); })) waiting->insert(id);
+  }
+  std::set<unsigned> detaching = *waiting;
+  auto dying_sends = [&] {
+    return std::any_of(dying_.begin(), dying_.end(),
+                       [s](const auto& d) { return d.second->sends(s); });
+  };
+  gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+  while ((!waiting->empty() || dying_sends()) && g_get_monotonic_time() < deadline) {
+    g_main_context_iteration(context_, FALSE);
+    if (!waiting->empty() || dying_sends()) g_usleep(1000);
+  }
+  for (unsigned id : detaching) {
+    Call* call = find_call(id);
+    if (!call) continue;
+    if (waiting->contains(id)) {
+      end_call(std::string(call->peer()), "input removed", "stopped");
+    } else {
+      call->finish_detach(s);
+    }
+  }
+  // Calls ended meanwhile (or just now) still hold their branches until torn down.
+  deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+  while (dying_sends() && g_get_monotonic_time() < deadline) {
+    g_main_context_iteration(context_, FALSE);
+    if (dying_sends()) g_usleep(1000);
+  }
+}
+
 void Engine::release_sink_pad(GstPad* pad) {
   SinkStream* found = nullptr;
   {
@@ -1026,8 +1100,9 @@ void Engine::release_sink_pad(GstPad* pad) {
     }
   }
   if (!found) return;
-  // The calls sending this input hold branches on its tee: they end first.
-  if (thread_) run_sync(context_, [this, found] { end_calls_and_wait(found, "input removed"); });
+  // The calls sending this input hold branches on its tee: each detaches its branch and
+  // renegotiates (the m-line becomes recvonly); calls being torn down finish first.
+  if (thread_) run_sync(context_, [this, found] { detach_stream_and_wait(found); });
   std::unique_ptr<SinkStream> stream;
   {
     std::lock_guard lock(streams_mutex_);

@@ -112,6 +112,7 @@ class Engine {
 
   // Used by calls (signaling thread unless said otherwise).
   _GstWebRTCCall* element() const { return element_; }
+  const std::string& my_name() const { return my_name_; }  // the registered name
   GstBin* bin() const;
   Settings settings() const;  // any thread
   GstWebRTCCallSignaller* signaller() const { return signaller_; }
@@ -158,6 +159,7 @@ class Engine {
   // Connects the signaller again after `reconnect_backoff_`'s next delay.
   void schedule_reconnect();
   void end_calls_and_wait(const SinkStream* stream, const char* reason);
+  void detach_stream_and_wait(const SinkStream* stream);
   void schedule_peer_retry();
   void maybe_call_peer();
   void build_stream_chain(SinkStream* stream, GstCaps* caps);

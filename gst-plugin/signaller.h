@@ -61,6 +61,7 @@ GST_WEBRTC_CALL_API void gst_webrtc_call_signaller_send_hang_up(GstWebRTCCallSig
 //   "description"  (const gchar* peer, GstWebRTCSDPType type, const gchar* sdp)  offer or answer
 //                                                 received; the element parses and validates it
 //   "candidate"    (const gchar* peer, guint mline_index, const gchar* mid, const gchar* candidate)
+//                                                 peer "" when the server stamped no sender name
 //   "hang-up"      (const gchar* peer, const gchar* reason)  the peer ended or refused the call
 //                                                 (reason: "user-unavailable", "declined", ...)
 //   "failed"       (GError* error)                the connection failed or was lost

@@ -86,7 +86,9 @@ void send_object(GstWebRTCCallWsSignaller* self, JsonObject* o) {
 void handle_relayed(GstWebRTCCallWsSignaller* self, protocol::RelayedMsg& msg) {
   JsonObject* o = msg.object.get();
   const std::string& peer = msg.name;
-  if (peer.empty()) {
+  // A server that stamps no sender name (MDN's) relays candidates without one: they reach the
+  // element with an empty peer, which gives them to the only call in negotiation, if any.
+  if (peer.empty() && msg.type != "new-ice-candidate") {
     GST_WARNING_OBJECT(self, "%s without a sender name: ignored", msg.type.c_str());
     return;
   }

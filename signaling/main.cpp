@@ -66,6 +66,9 @@ int main(int argc, char** argv) {
   int registration_timeout = static_cast<int>(config.registration_timeout_s);
   int max_tls_handshakes = static_cast<int>(config.max_tls_handshakes_per_address);
   gboolean no_io_uring = FALSE;
+  gboolean relay_untargeted = FALSE;
+  int max_held = static_cast<int>(config.router.max_held_candidates);
+  int max_held_bytes = static_cast<int>(config.router.max_held_candidate_bytes);
   int busy_poll = static_cast<int>(config.busy_poll_us);
 
   const GOptionEntry entries[] = {
@@ -94,6 +97,17 @@ int main(int argc, char** argv) {
        "Messages per second per connection, sustained (default 50)", "N"},
       {"max-burst", 0, 0, G_OPTION_ARG_DOUBLE, &max_burst,
        "Messages per connection in a burst (default 100)", "N"},
+      {"relay-untargeted", 0, 0, G_OPTION_ARG_NONE, &relay_untargeted,
+       "For apps that never send `target` (the seed app): an untargeted offer goes to EVERY "
+       "other registered user, who all get the caller's SDP; the first answer pairs the call. "
+       "Only for a private room or a LAN (default: off, untargeted offers are refused)",
+       nullptr},
+      {"max-held-candidates", 0, 0, G_OPTION_ARG_INT, &max_held,
+       "With --relay-untargeted: candidates of a caller held until its untargeted offer is "
+       "answered; more are dropped (default 100)",
+       "N"},
+      {"max-held-candidate-bytes", 0, 0, G_OPTION_ARG_INT, &max_held_bytes,
+       "With --relay-untargeted: bytes of held candidates per caller (default 65536)", "BYTES"},
       {"max-bad-messages", 0, 0, G_OPTION_ARG_INT, &max_bad,
        "Refused messages before a connection is closed with 1008 (default 10)", "N"},
       {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_conns,
@@ -176,6 +190,9 @@ int main(int argc, char** argv) {
         "--registration-timeout must be at least 1 second");
   }
   if (busy_poll < 0 || busy_poll > 10000) return bad("--busy-poll must be 0 to 10000 microseconds");
+  if (max_held < 0 || max_held_bytes < 0) {
+    return bad("--max-held-candidates and --max-held-candidate-bytes must be >= 0");
+  }
   if (userlist_delay < 0 || max_backlog < 65536 || max_bad < 0) {
     return bad("--userlist-delay >= 0, --max-send-backlog >= 65536, --max-bad-messages >= 0");
   }
@@ -192,6 +209,9 @@ int main(int argc, char** argv) {
   config.router.max_messages_per_second = max_rate;
   config.router.burst = max_burst;
   config.router.max_bad_messages = static_cast<unsigned>(max_bad);
+  config.router.relay_untargeted = relay_untargeted;
+  config.router.max_held_candidates = static_cast<unsigned>(max_held);
+  config.router.max_held_candidate_bytes = static_cast<std::size_t>(max_held_bytes);
   config.max_connections = static_cast<unsigned>(max_conns);
   config.max_connections_per_address = static_cast<unsigned>(max_conns_addr);
   config.keepalive_interval_s = static_cast<unsigned>(keepalive);
@@ -263,6 +283,13 @@ int main(int argc, char** argv) {
         "serving plain http/ws: browsers allow camera access and WebSockets to other machines "
         "only over https/wss. Give --tls-cert/--tls-key (a test certificate: see README), or "
         "run behind a TLS-terminating proxy. Plain http works for http://localhost only.");
+  }
+
+  if (config.router.relay_untargeted) {
+    signaling::log::server_event(
+        "relay-untargeted",
+        "offers without a target go to every registered user, who all get the caller's SDP: "
+        "for a private room or a LAN only");
   }
 
   g_main_loop_run(loop);

@@ -94,6 +94,22 @@ std::string Metrics::render(std::size_t connections, std::size_t registered_user
   metric(out, "webrtc_call_accept_pauses_total", "counter",
          "Times accepting paused for 100 ms because accept() failed (no file descriptor left).",
          accept_pauses);
+  metric(out, "webrtc_call_untargeted_offers_total", "counter",
+         "Offers without a target relayed to every other registered user (--relay-untargeted).",
+         untargeted_offers);
+  metric(out, "webrtc_call_late_answers_total", "counter",
+         "Answers to an untargeted offer that another user answered first: refused with a "
+         "hang-up (answered-elsewhere).",
+         late_answers);
+  out +=
+      "# HELP webrtc_call_held_candidates_dropped_total Candidates held for an untargeted offer "
+      "and dropped: over --max-held-candidates/--max-held-candidate-bytes (limit), or the offer "
+      "ended unanswered (ended).\n"
+      "# TYPE webrtc_call_held_candidates_dropped_total counter\n";
+  out += "webrtc_call_held_candidates_dropped_total{reason=\"limit\"} " +
+         std::to_string(held_dropped_limit) + "\n";
+  out += "webrtc_call_held_candidates_dropped_total{reason=\"ended\"} " +
+         std::to_string(held_dropped_ended) + "\n";
   return out;
 }
 

@@ -46,6 +46,11 @@ struct Metrics {
   std::uint64_t http_ranges_ignored = 0;  // Range headers not served (more than one range)
   std::uint64_t unregistered_closed = 0;  // WebSockets closed for not registering in time
   std::uint64_t accept_pauses = 0;        // accept() failed (no descriptor left): paused
+  // The untargeted mode (--relay-untargeted), see Effects.
+  std::uint64_t untargeted_offers = 0;
+  std::uint64_t late_answers = 0;
+  std::uint64_t held_dropped_limit = 0;
+  std::uint64_t held_dropped_ended = 0;
 
   // Renders all counters plus the gauges.
   std::string render(std::size_t connections, std::size_t registered_users,

@@ -41,6 +41,16 @@ struct RouterConfig {
   // When non-empty, `username` must carry this `token` (unless the transport already
   // checked it at the handshake).
   std::string token;
+  // Opt-in (--relay-untargeted), for apps that never send `target` (the seed app and its
+  // copies): an untargeted `video-offer` from a user in no call goes to every other
+  // registered user, so every one of them gets the caller's SDP (a private room or a LAN).
+  // The first answer pairs the call; see PROTOCOL.md "Apps that omit target". Off: such an
+  // offer is refused `no-target` and nothing is ever broadcast.
+  bool relay_untargeted = false;
+  // The caller's candidates sent before anyone answered its untargeted offer are held until
+  // the answer, at most this many and this many bytes per caller; the rest are dropped.
+  unsigned max_held_candidates = 100;
+  std::size_t max_held_candidate_bytes = 64 * 1024;
 };
 
 struct Effects {
@@ -65,6 +75,11 @@ struct Effects {
   std::vector<protocol::ErrorCode> refused;  // one entry per refused message
   std::uint64_t relayed = 0;                 // messages delivered from one client to another
   bool userlist_changed = false;
+  // The untargeted mode (RouterConfig::relay_untargeted):
+  std::uint64_t untargeted_offers = 0;   // untargeted offers relayed to every other user
+  std::uint64_t late_answers = 0;        // answers to such an offer that another user answered
+  std::uint64_t held_dropped_limit = 0;  // held candidates dropped over the per-caller limit
+  std::uint64_t held_dropped_ended = 0;  // held candidates of an offer that ended unanswered
 
   void clear() { *this = Effects(); }
 };
@@ -95,6 +110,10 @@ class Router {
   std::string name_of(ConnId conn) const;
   // Call partners of a connection (by connection id).
   std::set<ConnId> partners_of(ConnId conn) const;
+  // The untargeted mode: the users an untargeted offer of `caller` went to and who may still
+  // answer it (empty when it has none), and how many of its candidates are held.
+  std::set<ConnId> offered_to(ConnId caller) const;
+  std::size_t held_candidates(ConnId caller) const;
   const RouterConfig& config() const { return config_; }
 
  private:
@@ -115,13 +134,40 @@ class Router {
   void handle_username(ConnId id, Conn& c, protocol::Username& msg, Effects& fx);
   void handle_chat(ConnId id, Conn& c, protocol::Chat& msg, Effects& fx);
   void handle_signal(ConnId id, Conn& c, protocol::Signal& msg, Effects& fx);
+  // Stamps the sender's name and sends `msg` to `to`; an offer pairs them, a hang-up unpairs.
+  void deliver(ConnId id, Conn& c, protocol::Signal& msg, ConnId to, Effects& fx);
   std::string unique_name(const std::string& wanted) const;
   void pair(ConnId a, ConnId b);
   void unpair(ConnId a, ConnId b);
 
+  // The untargeted mode (relay_untargeted). An untargeted offer of a caller in no call, sent
+  // to every other registered user, until its call ends.
+  struct Broadcast {
+    std::set<ConnId> offered_to;  // who got it and may still answer (not declined, not gone)
+    ConnId answered_by = 0;       // 0 until the first answer pairs the call
+    // The caller's candidates as sent; stamped with its name when delivered (it may rename).
+    std::vector<gwc::GRef<JsonObject>> held;
+    std::size_t held_bytes = 0;
+    bool drop_logged = false;
+  };
+  // An untargeted call signal of a user in no call. Returns false when the mode has no rule
+  // for it (the caller refuses it as without the mode).
+  bool relay_untargeted(ConnId id, Conn& c, protocol::Signal& msg, Effects& fx);
+  void broadcast_offer(ConnId id, Conn& c, protocol::Signal& msg, Effects& fx);
+  // An answer (targeted or not) from `id` to an untargeted offer of `caller`. Returns false
+  // when it must not be delivered (someone else answered first: `id` got a hang-up).
+  bool answer_broadcast(ConnId id, ConnId caller, Broadcast& b, Effects& fx);
+  // A hang-up from a user the offer went to who is not its partner: a decline. Returns
+  // whether to deliver it: only when nobody else may still answer.
+  bool decline_broadcast(ConnId id, ConnId caller, Effects& fx);
+  // The callers whose unanswered or answered offer went to `id` (and `id` may still answer).
+  std::vector<ConnId> broadcasts_to(ConnId id) const;
+  void end_broadcast(ConnId caller, Effects& fx);
+
   RouterConfig config_;
   std::unordered_map<ConnId, Conn> conns_;
   std::unordered_map<std::string, ConnId> by_name_;
+  std::unordered_map<ConnId, Broadcast> broadcasts_;  // by caller
 };
 
 }  // namespace signaling

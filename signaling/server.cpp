@@ -914,6 +914,10 @@ void Server::Impl::apply(Effects& fx) {
   // Applying can produce more effects (closing a connection hangs up its calls).
   while (true) {
     metrics_.messages_relayed += fx.relayed;
+    metrics_.untargeted_offers += fx.untargeted_offers;
+    metrics_.late_answers += fx.late_answers;
+    metrics_.held_dropped_limit += fx.held_dropped_limit;
+    metrics_.held_dropped_ended += fx.held_dropped_ended;
     for (protocol::ErrorCode code : fx.refused) metrics_.refused[static_cast<std::size_t>(code)]++;
     for (const Effects::Event& e : fx.events) {
       auto it = conns_.find(e.conn);

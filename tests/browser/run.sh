@@ -4,8 +4,13 @@
 #   tests/browser/run.sh SERVER-BINARY WEB-ROOT [TEST]
 # (TEST reconnect.test.mjs: the server dies under a call and comes back; the pages reconnect.)
 # (TEST glare.test.mjs: a page and a pipeline call each other at once; needs what
-# element.test.mjs needs. TEST spoof.test.mjs: a third user's hang-ups, answers, candidates and
+# element.test.mjs needs. TEST demo.test.mjs: runs examples/demo.sh, which starts a server of
+# its own, and calls its pipeline user; needs Debian's python3-gi too. TEST outcomes.test.mjs:
+# why calls end, as the page tells it; needs what element.test.mjs needs. TEST spoof.test.mjs: a third user's hang-ups, answers, candidates and
 # offer do not disturb a call between two pages.)
+# (TEST mdn.test.mjs, late-track.test.mjs, seed.test.mjs: pages of foreign browser apps,
+# tests/browser/apps, against pipelines and each other, through servers the test starts; need
+# what element.test.mjs needs. mdn-web.test.mjs: the mdn-like page and the web client.)
 # TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
 # or element.test.mjs (pages and gst-launch-1.0 pipelines with the webrtccall element call
 # each other; needs gst-launch-1.0 and GST_PLUGIN_PATH with the built plugin).
@@ -24,7 +29,9 @@ if [ $# -lt 2 ] || [ $# -gt 3 ]; then
 fi
 test_script=${3:-call.test.mjs}
 case $test_script in
-  call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs) ;;
+  call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs | \
+    demo.test.mjs | outcomes.test.mjs) ;;
+  mdn.test.mjs | late-track.test.mjs | seed.test.mjs | mdn-web.test.mjs) ;;
   *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
 esac
 
@@ -40,7 +47,17 @@ if [ "${WCC_BROWSER_IN_NETNS:-}" != 1 ]; then
     skip "playwright-core is missing (tools/install-deps.sh --test, or npm ci in tests/browser)"
   [ -x "$1" ] || { echo "FAIL: server binary $1 not found or not executable" >&2; exit 1; }
   [ -f "$2/index.html" ] || { echo "FAIL: $2/index.html not found" >&2; exit 1; }
-  if [ "$test_script" = element.test.mjs ] || [ "$test_script" = glare.test.mjs ]; then
+  if [ "$test_script" = demo.test.mjs ]; then
+    /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0")' 2>/dev/null ||
+      skip "the demo's pipeline user needs Debian's python3-gi and gir1.2-gstreamer-1.0"
+  fi
+  case $test_script in
+    element.test.mjs | glare.test.mjs | demo.test.mjs | outcomes.test.mjs | mdn.test.mjs | \
+      late-track.test.mjs | seed.test.mjs)
+      needs_element=1 ;;
+    *) needs_element=0 ;;
+  esac
+  if [ "$needs_element" = 1 ]; then
     command -v gst-launch-1.0 >/dev/null ||
       skip "gst-launch-1.0 is missing (apt-get install gstreamer1.0-tools)"
     gst-inspect-1.0 webrtccall >/dev/null 2>&1 || {

@@ -1,21 +1,21 @@
 // Codecs the remote can take (issue 9): the element falls back to a codec the remote offers or
 // answers, encodes raw input once per codec in use, never transcodes encoded input, and keeps
 // the call when the remote rejects the video m-line. Remotes are our element and a bare
-// webrtcbin that has VP8 only (bare-peer.h), through the real server, inside a network
+// webrtcbin that has VP8 only (vp8-peer.h), through the real server, inside a network
 // namespace of the test's own (tests/netns-run.sh).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
-#include "bare-peer.h"
 #include "codec-choice.h"
 #include "peer.h"
+#include "vp8-peer.h"
 
-using test::BareOptions;
-using test::BarePeer;
 using test::Peer;
 using test::PeerOptions;
 using test::ServerProcess;
+using test::Vp8Peer;
+using test::Vp8PeerOptions;
 
 namespace {
 
@@ -80,7 +80,7 @@ class Codecs : public ::testing::Test {
 TEST_F(Codecs, H264ElementAnswersAVp8OnlyOfferWithVp8) {
   Peer gst("gst", server_.ws_url(), {.extra = "video-codec=h264"});
   ASSERT_TRUE(gst.play());
-  BarePeer vp8(server_.ws_url(), "vp8peer");
+  Vp8Peer vp8(server_.ws_url(), "vp8peer");
   ASSERT_TRUE(vp8.client().registered_with("gst"));
   vp8.call("gst");
   ASSERT_TRUE(vp8.run_until([&] {
@@ -98,7 +98,7 @@ TEST_F(Codecs, H264ElementAnswersAVp8OnlyOfferWithVp8) {
 }
 
 TEST_F(Codecs, H264ElementCallingAVp8OnlyPeerOffersAllAndSendsVp8) {
-  BarePeer vp8(server_.ws_url(), "vp8peer");
+  Vp8Peer vp8(server_.ws_url(), "vp8peer");
   Peer gst("gst", server_.ws_url(), {.peer = "vp8peer", .extra = "video-codec=h264"});
   ASSERT_TRUE(gst.play());
   ASSERT_TRUE(vp8.run_until([&] {
@@ -128,7 +128,7 @@ TEST_F(Codecs, OneEncoderPerCodecInUseRemovedWithItsLastCall) {
   EXPECT_EQ(encoders(gst), (std::vector<std::string>{"audio_0:OPUS", "video_0:H264"}));
 
   {
-    BarePeer vp8(server_.ws_url(), "vp8peer");
+    Vp8Peer vp8(server_.ws_url(), "vp8peer");
     ASSERT_TRUE(vp8.client().registered_with("gst"));
     vp8.call("gst");
     int before = h264.video_buffers;
@@ -165,7 +165,7 @@ TEST_F(Codecs, OneEncoderPerCodecInUseRemovedWithItsLastCall) {
 }
 
 TEST_F(Codecs, RemoteRejectingVideoKeepsTheAudio) {
-  BarePeer rejecter(server_.ws_url(), "rejecter", {.reject_video = true});
+  Vp8Peer rejecter(server_.ws_url(), "rejecter", {.reject_video = true});
   Peer gst("gst", server_.ws_url(), {.peer = "rejecter", .extra = "video-codec=h264"});
   ASSERT_TRUE(gst.play());
   ASSERT_TRUE(rejecter.run_until([&] {
@@ -195,7 +195,7 @@ TEST_F(Codecs, EncodedInputIsNeverTranscoded) {
                      "framerate=30/1 ! openh264enc ! video/x-h264,profile=constrained-baseline "
                      "! call.video_0"});
   ASSERT_TRUE(gst.play());
-  BarePeer vp8(server_.ws_url(), "vp8peer");
+  Vp8Peer vp8(server_.ws_url(), "vp8peer");
   ASSERT_TRUE(vp8.client().registered_with("gst"));
   vp8.call("gst");
   ASSERT_TRUE(vp8.run_until([&] { return vp8.audio_buffers > 50 && gst.audio_buffers > 50; }))

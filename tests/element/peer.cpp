@@ -178,6 +178,7 @@ GstBusSyncReply Peer::on_bus(GstBus*, GstMessage* msg, gpointer data) {
 
 void Peer::on_pad_added(GstElement*, GstPad* pad, gpointer data) {
   auto* self = static_cast<Peer*>(data);
+  if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;  // a sink pad requested mid-call
   gchar* kind = nullptr;
   g_object_get(pad, "kind", &kind, nullptr);
   bool video = g_strcmp0(kind, "video") == 0;

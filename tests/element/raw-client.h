@@ -1,5 +1,6 @@
 // A raw protocol client for the element tests: it registers a name and records what the
-// server sends it. Header-only; used by call_test.cpp and hostile_test.cpp.
+// server sends it. Header-only; used by call_test.cpp, hostile_test.cpp and
+// renegotiation_test.cpp (which drives a bare webrtcbin through it).
 #pragma once
 
 #include <glib.h>

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bare-peer.h"
 #include "peer.h"
 
 namespace {
@@ -27,7 +28,9 @@ class PermissiveServer {
               G_CALLBACK(+[](SoupWebsocketConnection*, gint, GBytes* bytes, gpointer d) {
                 gsize n = 0;
                 const char* p = static_cast<const char*>(g_bytes_get_data(bytes, &n));
-                static_cast<PermissiveServer*>(d)->received_.emplace_back(p, n);
+                auto* me = static_cast<PermissiveServer*>(d);
+                me->received_.emplace_back(p, n);
+                if (me->on_message) me->on_message(me->received_.back());
               }),
               self);
           soup_websocket_connection_send_text(ws, R"({"type":"id","id":1})");
@@ -57,6 +60,8 @@ class PermissiveServer {
     g_object_unref(server_);
   }
   const std::string& url() const { return url_; }
+  // Called with every message the element sends, on the default main context.
+  std::function<void(const std::string&)> on_message;
   void send(const std::string& text) { soup_websocket_connection_send_text(ws_, text.c_str()); }
   bool connected() const { return ws_ != nullptr; }
   bool received(const std::string& part) const {
@@ -131,6 +136,46 @@ TEST(PermissiveServer, MembersOfAnyJsonTypeAreRefusedWithoutACritical) {
   }));
   EXPECT_TRUE(bob.errors().empty());
   g_log_set_always_fatal(old);
+}
+
+// MDN's sample server stamps no sender name, and its client sends none with candidates: such
+// candidates belong to the only call in negotiation. Here the remote (a bare webrtcbin) gets
+// none of the element's candidates, so the call connects only if the element takes the
+// remote's (without them neither side has a candidate of the other).
+TEST(PermissiveServer, CandidatesWithoutASenderNameReachTheOnlyCallInNegotiation) {
+  PermissiveServer server;
+  ASSERT_FALSE(server.url().empty());
+  test::Peer bob("bob", server.url());
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(server.run_until([&] { return server.received(R"("type":"username")"); }));
+  server.send(R"({"type":"userlist","users":["bob","mdn"]})");
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {{"name", "bob"}}, 5000));
+
+  test::BarePeer mdn("mdn", [&](const std::string& text) { server.send(text); });
+  mdn.name_on_candidates = false;
+  mdn.ignore_remote_candidates = true;
+  struct Unhook {
+    PermissiveServer& s;
+    ~Unhook() { s.on_message = nullptr; }
+  } unhook{server};
+  server.on_message = [&](const std::string& text) {
+    JsonParser* parser = json_parser_new();
+    if (json_parser_load_from_data(parser, text.c_str(), -1, nullptr) &&
+        JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+      mdn.handle(json_node_get_object(json_parser_get_root(parser)));
+    }
+    g_object_unref(parser);
+  };
+  mdn.call("bob");
+  ASSERT_TRUE(server.run_until([&] { return mdn.answers_received == 1; }));
+  EXPECT_TRUE(server.run_until(
+      [&] {
+        return bob.has_message("webrtccall-call-connected", {{"peer", "mdn"}});
+      },
+      15000))
+      << "the element dropped the candidates without a sender name";
+  EXPECT_TRUE(server.run_until([&] { return mdn.video_frames >= 10; }));
+  EXPECT_FALSE(bob.has_message("webrtccall-call-ended", {}));
 }
 
 int main(int argc, char** argv) {

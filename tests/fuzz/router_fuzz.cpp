@@ -11,7 +11,9 @@
 //                  number of error codes)
 //   t<slot><ms>    the clock moves on by <ms> milliseconds (each operation also moves it 1 ms)
 // Any other line does nothing. Closes the router asks for are carried out at once, as the
-// server does (the connection departs, its partners get a hang-up).
+// server does (the connection departs, its partners get a hang-up). A script whose first line
+// is `U` runs the router with relay_untargeted (--relay-untargeted) and at most 3 held
+// candidates per caller; the checks for that mode are below (on_message_relay).
 //
 // After every operation its effects are checked against a model of who may get what, kept
 // here from what the router delivered (not from its state):
@@ -21,6 +23,8 @@
 //    are never broadcast) of the type sent, stamped with the sender's name, to the client
 //    registered under its `target`, or without a target to the sender's only call partner;
 //    an unregistered client never gets a chat or a relayed message;
+//  - an answer that pairs its sender ends the sender's own pending offer: the others it rang get
+//    a hang-up answered-elsewhere in its name;
 //  - what goes back to the sender is an error, a changed name, a chat or a hang-up;
 //  - a connection that goes away sends exactly one hang-up to each of its partners;
 //  - closes are asked for live connections, with 1008 or 1009;
@@ -52,6 +56,8 @@ constexpr int kSlots = 6;
 constexpr const char* kToken = "s3cret";
 
 std::string_view g_script;  // the input, printed when an invariant breaks
+bool g_relay = false;       // the script runs the router with relay_untargeted
+constexpr unsigned kMaxHeld = 3;
 std::size_t g_line = 0;
 
 void check(bool ok, const char* what) {
@@ -104,8 +110,19 @@ std::string member(JsonObject* o, const char* name) {
 }
 
 // A hang-up sent because `gone` went away, to each of its partners `before`.
+// Who else may get a hang-up when `gone` departs in the untargeted mode: those its pending
+// untargeted offer rang, and the callers whose pending offer it was the last to be rung by.
+std::set<ConnId> rung_with(const signaling::Router& router, const Model& m, ConnId gone) {
+  std::set<ConnId> out = router.offered_to(gone);
+  for (ConnId c : m.live) {
+    if (router.offered_to(c).contains(gone)) out.insert(c);
+  }
+  return out;
+}
+
 void check_departure_hang_ups(const Effects& fx, std::size_t from, ConnId gone,
-                              const std::set<ConnId>& before, const std::string& gone_name) {
+                              const std::set<ConnId>& before, const std::string& gone_name,
+                              const std::set<ConnId>& rung = {}) {
   std::multiset<ConnId> got;
   for (std::size_t i = from; i < fx.sends.size(); ++i) {
     const Effects::Send& s = fx.sends[i];
@@ -115,7 +132,20 @@ void check_departure_hang_ups(const Effects& fx, std::size_t from, ConnId gone,
     check(r->name == gone_name, "a departure's hang-up does not name who left");
     check(member(r->object.get(), "reason") == "disconnected",
           "a departure's hang-up does not say `disconnected`");
+    if (g_relay && !before.contains(s.to)) {
+      check(rung.contains(s.to), "a departure hangs up on someone neither in a call nor rung");
+    }
     got.insert(s.to);
+  }
+  if (g_relay) {
+    std::multiset<ConnId> partners;
+    for (ConnId c : got) {
+      if (before.contains(c)) partners.insert(c);
+    }
+    for (ConnId c : got) check(got.count(c) == 1, "a departure hangs up twice on one client");
+    check(partners == std::multiset<ConnId>(before.begin(), before.end()),
+          "a departure does not hang up exactly once on each call partner");
+    return;
   }
   check(got == std::multiset<ConnId>(before.begin(), before.end()),
         "a departure does not hang up exactly once on each call partner");
@@ -131,10 +161,11 @@ void apply_closes(signaling::Router& router, Model& m, Effects& fx) {
     if (!m.live.contains(cl.conn)) continue;  // asked twice; the server closes once
     const std::set<ConnId> before = m.partners[cl.conn];
     const std::string name = router.name_of(cl.conn);
+    const std::set<ConnId> rung = rung_with(router, m, cl.conn);
     Effects more;
     router.disconnect(cl.conn, more);
     check(more.closes.empty(), "a departure asks for a close");
-    check_departure_hang_ups(more, 0, cl.conn, before, name);
+    check_departure_hang_ups(more, 0, cl.conn, before, name, rung);
     for (ConnId p : before) m.unpair(cl.conn, p);
     m.partners.erase(cl.conn);
     m.live.erase(cl.conn);
@@ -183,6 +214,11 @@ void check_state(const signaling::Router& router, const Model& m,
     const std::set<ConnId> expected = it == m.partners.end() ? std::set<ConnId>() : it->second;
     check(router.partners_of(c) == expected, "call partners differ from the offers relayed");
     for (ConnId p : expected) check(m.live.contains(p), "a call partner that is gone");
+    check(router.held_candidates(c) <= kMaxHeld, "more candidates held than the limit");
+    for (ConnId r : router.offered_to(c)) {
+      check(g_relay, "an untargeted offer pending without the mode");
+      check(m.live.contains(r) && r != c, "an untargeted offer pending for someone gone, or back");
+    }
   }
 }
 
@@ -270,6 +306,116 @@ void on_message(signaling::Router& router, Model& m, ConnId from, std::string_vi
   check(fx.refused.size() <= 1, "one message refused twice");
 }
 
+// The untargeted mode. The model does not predict the pairing here: call partners are the
+// router's (checked symmetric and live), and what each message may reach is bounded by them
+// and by who an untargeted offer rang:
+//  - a message reaches others as one relay (its own type, the sender's name), except an
+//    untargeted offer of a client in no call (every other registered client, once each) and
+//    an untargeted hang-up of a caller still unanswered (those its offer rang);
+//  - a targeted message goes to its target only; an untargeted one to the only call partner,
+//    or (offer) everyone, or (answer, hang-up) a caller whose pending offer rang the sender;
+//  - an answer that pairs its sender ends the sender's own pending offer: the others it rang get
+//    a hang-up answered-elsewhere in its name;
+//  - what goes back to the sender is an error, a changed name, a chat, a hang-up (an offer to
+//    no one, a late answer), or, when its answer pairs a call, the caller's held candidates
+//    (with the caller's name);
+//  - no client holds more than the limit of candidates.
+void on_message_relay(signaling::Router& router, Model& m, ConnId from, std::string_view text,
+                      std::int64_t now, Effects& fx) {
+  const std::map<ConnId, std::string> names = names_of(router, m);
+  const std::set<ConnId> partners = router.partners_of(from);
+  const std::set<ConnId> rang_by_me = router.offered_to(from);
+  std::set<ConnId> rang_me;  // callers whose pending offer rang `from`
+  for (ConnId c : m.live) {
+    if (router.offered_to(c).contains(from)) rang_me.insert(c);
+  }
+  router.receive(from, text, now, fx);
+
+  std::string type;
+  std::optional<std::string> target;
+  bool is_chat = false;
+  {
+    auto parsed = protocol::parse_client(text, router.config().limits);
+    if (auto* msg = std::get_if<protocol::ClientMessage>(&parsed)) {
+      if (auto* sig = std::get_if<protocol::Signal>(msg)) {
+        type = sig->type;
+        target = sig->target;
+      }
+      is_chat = std::holds_alternative<protocol::Chat>(*msg);
+    }
+  }
+  const std::string& sender = names.at(from);
+  std::set<std::string> caller_names;
+  for (ConnId c : rang_me) caller_names.insert(names.at(c));
+  std::multiset<ConnId> relayed_to;
+  std::size_t chats = 0, back = 0;
+  for (const Effects::Send& s : fx.sends) {
+    check(m.live.contains(s.to), "a message to a connection that is not open");
+    auto msg = parse_sent(s);
+    if (auto* chat = std::get_if<protocol::ChatMsg>(&msg)) {
+      check(is_chat && chat->name == sender, "a chat message out of something else");
+      ++chats;
+      continue;
+    }
+    auto* r = std::get_if<protocol::RelayedMsg>(&msg);
+    // A message targeted at its own sender comes back as sent: checked as any relay below.
+    const bool to_self = target && by_name(names, *target) == from;
+    if (s.to == from && !(to_self && r && r->type == type && r->name == sender)) {
+      if (!r) continue;                    // an error or a changed name
+      if (r->type == "hang-up") continue;  // an offer to no one, a late answer
+      check(type == "video-answer" && r->type == "new-ice-candidate" &&
+                caller_names.contains(r->name),
+            "the sender gets a relayed message other than a hang-up or its caller's candidates");
+      ++back;
+      continue;
+    }
+    check(r != nullptr, "a client gets another client's error, name or id");
+    if (type == "video-answer" && r->type == "hang-up" && rang_by_me.contains(s.to)) {
+      // The sender's answer paired it: its own pending offer ends for the others it rang.
+      check(r->name == sender && member(r->object.get(), "reason") == "answered-elsewhere",
+            "the end of an answerer's own offer is not its answered-elsewhere hang-up");
+      continue;
+    }
+    check(!sender.empty() && !names.at(s.to).empty(), "a relay from or to an unregistered client");
+    check(r->type == type && r->name == sender && member(r->object.get(), "name") == sender,
+          "a relayed message of another type or without the sender's name");
+    if (target) {
+      check(s.to == by_name(names, *target), "a message relayed to someone other than its target");
+    } else {
+      check(protocol::is_call_signal(type), "an untargeted message of an application type relayed");
+      bool ok = partners.size() == 1 && s.to == *partners.begin();
+      ok |= partners.empty() && type == "video-offer";
+      ok |= partners.empty() && type == "hang-up" && rang_by_me.contains(s.to);
+      ok |= partners.empty() && (type == "video-answer" || type == "hang-up") &&
+            rang_me.contains(s.to);
+      check(ok, "an untargeted message relayed to someone neither partner, rung nor caller");
+    }
+    relayed_to.insert(s.to);
+  }
+  for (ConnId c : relayed_to) check(relayed_to.count(c) == 1, "one message relayed twice to one");
+  if (relayed_to.size() > 1) {
+    check(!target && partners.empty() && (type == "video-offer" || type == "hang-up"),
+          "a message relayed to several clients that is not an untargeted offer or hang-up");
+  }
+  if (!target && partners.empty() && type == "video-offer" && !relayed_to.empty()) {
+    std::set<ConnId> others;
+    for (const auto& [c, n] : names) {
+      if (!n.empty() && c != from) others.insert(c);
+    }
+    check(std::set<ConnId>(relayed_to.begin(), relayed_to.end()) == others,
+          "an untargeted offer that does not reach every other registered client");
+  }
+  check(fx.relayed == relayed_to.size() + back + chats,
+        "the relayed count differs from the messages relayed");
+  for (const Effects::Close& cl : fx.closes)
+    check(cl.conn == from, "a message closes another client");
+  for (ConnId c : m.live) {
+    std::set<ConnId> p = router.partners_of(c);
+    for (ConnId q : p) check(router.partners_of(q).contains(c), "call partners not both ways");
+    m.partners[c] = p;
+  }
+}
+
 void run_script(std::string_view script) {
   g_script = script;
   g_line = 0;
@@ -282,6 +428,9 @@ void run_script(std::string_view script) {
   config.token = kToken;
   config.limits.max_message_bytes = 16 * 1024;
   config.limits.max_depth = 8;
+  g_relay = script.starts_with("U\n");
+  config.relay_untargeted = g_relay;
+  config.max_held_candidates = kMaxHeld;
   signaling::Router router(config);
   Model m;
   std::int64_t now = 1'000'000;
@@ -320,9 +469,10 @@ void run_script(std::string_view script) {
         const ConnId gone = conn;
         const std::set<ConnId> partners = m.partners[gone];
         const std::string name = router.name_of(gone);
+        const std::set<ConnId> rung = rung_with(router, m, gone);
         router.disconnect(gone, fx);
         check(fx.closes.empty(), "a departure asks for a close");
-        check_departure_hang_ups(fx, 0, gone, partners, name);
+        check_departure_hang_ups(fx, 0, gone, partners, name, rung);
         for (ConnId p : partners) m.unpair(gone, p);
         m.partners.erase(gone);
         m.live.erase(gone);
@@ -331,7 +481,11 @@ void run_script(std::string_view script) {
       }
       case 'm':
         if (conn == 0) continue;
-        on_message(router, m, conn, arg, now, fx);
+        if (g_relay) {
+          on_message_relay(router, m, conn, arg, now, fx);
+        } else {
+          on_message(router, m, conn, arg, now, fx);
+        }
         break;
       case 'r': {
         if (conn == 0 || arg.empty()) continue;

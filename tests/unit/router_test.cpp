@@ -4,88 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "router.h"
+#include "router-harness.h"
 
-using signaling::ConnId;
-using signaling::Effects;
-using signaling::Router;
-using signaling::RouterConfig;
-namespace protocol = signaling::protocol;
-using protocol::ErrorCode;
-
-namespace {
-
-struct Msg {
-  std::string type;
-  protocol::ServerMessage parsed;
-  std::string text;
-};
-
-class Harness {
- public:
-  explicit Harness(RouterConfig config = {}) : router(std::move(config)) {}
-
-  Effects connect(ConnId id, bool authorized = true) {
-    Effects fx;
-    router.connect(id, authorized, now_us, fx);
-    return fx;
-  }
-  Effects send(ConnId id, const std::string& text) {
-    Effects fx;
-    router.receive(id, text, now_us, fx);
-    return fx;
-  }
-  Effects disconnect(ConnId id) {
-    Effects fx;
-    router.disconnect(id, fx);
-    return fx;
-  }
-  // Connects and registers.
-  void join(ConnId id, const std::string& name) {
-    connect(id);
-    send(id, R"({"type":"username","name":")" + name + R"("})");
-  }
-
-  Router router;
-  std::int64_t now_us = 1'000'000;
-};
-
-std::string type_of(const protocol::ServerMessage& m) {
-  if (std::holds_alternative<protocol::IdMsg>(m)) return "id";
-  if (std::holds_alternative<protocol::RejectUsernameMsg>(m)) return "rejectusername";
-  if (std::holds_alternative<protocol::UserListMsg>(m)) return "userlist";
-  if (std::holds_alternative<protocol::ChatMsg>(m)) return "message";
-  if (std::holds_alternative<protocol::ErrorMsg>(m)) return "error";
-  return std::get<protocol::RelayedMsg>(m).type;
-}
-
-// Messages sent to `to`, parsed.
-std::vector<Msg> to(const Effects& fx, ConnId id) {
-  std::vector<Msg> out;
-  for (const auto& s : fx.sends) {
-    if (s.to != id) continue;
-    auto r = protocol::parse_server(*s.text, {});
-    auto& m = std::get<protocol::ServerMessage>(r);
-    out.push_back({type_of(m), m, *s.text});
-  }
-  return out;
-}
-
-std::string error_code(const Effects& fx, ConnId id) {
-  for (auto& m : to(fx, id)) {
-    if (m.type == "error") return std::get<protocol::ErrorMsg>(m.parsed).code;
-  }
-  return "";
-}
-
-const protocol::RelayedMsg& relayed(const Msg& m) {
-  return std::get<protocol::RelayedMsg>(m.parsed);
-}
-
-const char* kOffer =
-    R"({"type":"video-offer","name":"x","target":"bob","sdp":{"type":"offer","sdp":"v=0\r\n"}})";
-
-}  // namespace
+using namespace router_test;
 
 TEST(Router, IdIsTheFirstMessage) {
   Harness h;
@@ -522,4 +443,22 @@ TEST(Router, IdleTimeSavesAtMostOneBurst) {
     relayed_count += static_cast<int>(h.send(1, R"({"type":"app","target":"bob"})").relayed);
   }
   EXPECT_EQ(relayed_count, 10);
+}
+
+// A target with an escaped lone surrogate names nobody: refused as malformed, not answered
+// with a hang-up whose `name` (the target echoed) the sender could never match. (Found by
+// the router fuzzer: the hang-up named "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdob" for
+// "\ud800bob".)
+TEST(Router, TargetWithALoneSurrogateIsMalformed) {
+  Harness h;
+  h.join(1, "alice");
+  h.join(2, "bob");
+  for (const char* msg :
+       {R"({"type":"video-offer","target":"\ud800bob","sdp":{"type":"offer","sdp":"v=0"}})",
+        R"({"type":"new-ice-candidate","target":"b\udc00","candidate":null})"}) {
+    Effects fx = h.send(1, msg);
+    EXPECT_EQ(error_code(fx, 1), "malformed") << msg;
+    for (auto& m : to(fx, 1)) EXPECT_NE(m.type, "hang-up") << msg;
+    EXPECT_TRUE(to(fx, 2).empty()) << msg;
+  }
 }
