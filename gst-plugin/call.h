@@ -152,7 +152,9 @@ class Call {
 
   Negotiation negotiation_;
   std::vector<SinkStream*> pending_adds_;  // sink pads requested during the call, not linked
-  TransportIdentity identity_;             // the remote's, from its first description
+  // M-lines whose sink pad was released: webrtcbin 1.22 cannot give them a new one.
+  std::vector<int> released_mlines_;
+  TransportIdentity identity_;  // the remote's, from its first description
   bool remote_set_ = false;
   struct PendingCandidate {
     guint mline;

@@ -136,6 +136,16 @@ Step Negotiation::description_failed(const std::string& why) {
   return refuse(why);
 }
 
+Step Negotiation::offer_failed(const std::string& why) {
+  if (state_ != State::kHaveLocalOffer) return {};
+  if (!established_) return description_failed(why);
+  state_ = State::kStable;
+  queued_ = false;
+  owed_ = false;
+  offer_us_ = 0;
+  return {Action::kNone, why};
+}
+
 std::string Negotiation::unanswered_reason(const std::string& remote) const {
   if (owed_) {
     return "renegotiation collision with " + remote +

@@ -49,6 +49,8 @@
 //   have-remote-offer  | remote offer          | ignore (answering)     | have-remote-offer
 //   have-remote-offer  | remote answer         | refuse (no offer)      | have-remote-offer
 //   have-remote-offer  | negotiation needed    | queue                  | have-remote-offer
+//   have-local-offer   | offer failed, est.    | none (call unchanged)  | stable
+//   have-local-offer   | offer failed, not est | refuse                 | closed
 //   any                | description failed    | refuse (ends the call) | closed
 //   closed             | any                   | none                   | closed
 //   (*) stable with a queued renegotiation: send offer, have-local-offer.
@@ -94,6 +96,10 @@ class Negotiation {
   Step answer_applied(std::int64_t now_us);
   Step negotiation_needed(std::int64_t now_us);
   Step description_failed(const std::string& why);
+  // webrtcbin could not make our offer. A re-offer of an established call: back to stable,
+  // the call goes on unchanged (kNone, `reason` says why; what was queued is dropped, or it
+  // would fail again). The first offer: kRefuse.
+  Step offer_failed(const std::string& why);
 
   State state() const { return state_; }
   bool polite() const { return polite_; }
