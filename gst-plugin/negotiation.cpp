@@ -154,6 +154,16 @@ std::string Negotiation::unanswered_reason(const std::string& remote) const {
   return "no answer from " + remote + " to our new offer";
 }
 
+int call_for_nameless_candidate(const std::vector<bool>& connected) {
+  int found = -1;
+  for (std::size_t i = 0; i < connected.size(); ++i) {
+    if (connected[i]) continue;
+    if (found >= 0) return -1;  // two in negotiation: whose is it?
+    found = static_cast<int>(i);
+  }
+  return found;
+}
+
 TransportIdentity transport_identity(std::string_view sdp) {
   TransportIdentity id;
   auto add = [](std::vector<std::string>& v, std::string_view value) {

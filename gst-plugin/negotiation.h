@@ -25,8 +25,10 @@
 //     elements this needs both to re-offer at the same instant (sink pads added on both ends
 //     at once); ending the call then is better than a restart on a fresh webrtcbin, which
 //     would interrupt media on every collision and make the other side re-answer too.
-//   - "negotiation needed" (a sink pad requested or released mid-call) while not stable is
-//     queued and run once stable again.
+//   - "negotiation needed" (a sink pad requested mid-call) while not stable is queued and run
+//     once stable again. A released sink pad needs none: webrtcbin 1.22 refuses to change the
+//     direction of a negotiated m-line, so it stays sendrecv, unused (Call::finish_detach).
+//   - a re-offer webrtcbin cannot make (offer failed) leaves the call as it was.
 //
 // States x events (state: signaling state, and whether the first offer/answer exchange is
 // done, "established"; a row per test in tests/unit/negotiation_test.cpp):
@@ -125,6 +127,10 @@ class Negotiation {
   bool owed_ = false;
   std::int64_t offer_us_ = 0;
 };
+
+// The call a candidate without a sender name belongs to (MDN's server stamps none): the only
+// call in negotiation (`connected[i]` false), if there is exactly one; else -1 (dropped).
+int call_for_nameless_candidate(const std::vector<bool>& connected);
 
 const char* to_string(Negotiation::State state);
 const char* to_string(Negotiation::Action action);

@@ -244,6 +244,16 @@ TEST(Negotiation, ActionsAndStatesHaveNames) {
   EXPECT_STREQ(webrtccall::to_string(Action::kRestartAndAnswer), "restart-and-answer");
 }
 
+// A candidate without a sender name goes to the only call in negotiation, if exactly one.
+TEST(NamelessCandidate, GoesToTheOnlyCallInNegotiation) {
+  using webrtccall::call_for_nameless_candidate;
+  EXPECT_EQ(call_for_nameless_candidate({}), -1);
+  EXPECT_EQ(call_for_nameless_candidate({false}), 0);
+  EXPECT_EQ(call_for_nameless_candidate({true, false, true}), 1);
+  EXPECT_EQ(call_for_nameless_candidate({true, true}), -1);          // all connected
+  EXPECT_EQ(call_for_nameless_candidate({false, true, false}), -1);  // two: whose?
+}
+
 namespace {
 
 const char* kOffer =
