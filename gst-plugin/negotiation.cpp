@@ -136,12 +136,32 @@ Step Negotiation::description_failed(const std::string& why) {
   return refuse(why);
 }
 
+Step Negotiation::offer_failed(const std::string& why) {
+  if (state_ != State::kHaveLocalOffer) return {};
+  if (!established_) return description_failed(why);
+  state_ = State::kStable;
+  queued_ = false;
+  owed_ = false;
+  offer_us_ = 0;
+  return {Action::kNone, why};
+}
+
 std::string Negotiation::unanswered_reason(const std::string& remote) const {
   if (owed_) {
     return "renegotiation collision with " + remote +
            ": neither side answered (webrtcbin cannot roll back its offer)";
   }
   return "no answer from " + remote + " to our new offer";
+}
+
+int call_for_nameless_candidate(const std::vector<bool>& connected) {
+  int found = -1;
+  for (std::size_t i = 0; i < connected.size(); ++i) {
+    if (connected[i]) continue;
+    if (found >= 0) return -1;  // two in negotiation: whose is it?
+    found = static_cast<int>(i);
+  }
+  return found;
 }
 
 TransportIdentity transport_identity(std::string_view sdp) {

@@ -25,8 +25,10 @@
 //     elements this needs both to re-offer at the same instant (sink pads added on both ends
 //     at once); ending the call then is better than a restart on a fresh webrtcbin, which
 //     would interrupt media on every collision and make the other side re-answer too.
-//   - "negotiation needed" (a sink pad requested or released mid-call) while not stable is
-//     queued and run once stable again.
+//   - "negotiation needed" (a sink pad requested mid-call) while not stable is queued and run
+//     once stable again. A released sink pad needs none: webrtcbin 1.22 refuses to change the
+//     direction of a negotiated m-line, so it stays sendrecv, unused (Call::finish_detach).
+//   - a re-offer webrtcbin cannot make (offer failed) leaves the call as it was.
 //
 // States x events (state: signaling state, and whether the first offer/answer exchange is
 // done, "established"; a row per test in tests/unit/negotiation_test.cpp):
@@ -49,6 +51,8 @@
 //   have-remote-offer  | remote offer          | ignore (answering)     | have-remote-offer
 //   have-remote-offer  | remote answer         | refuse (no offer)      | have-remote-offer
 //   have-remote-offer  | negotiation needed    | queue                  | have-remote-offer
+//   have-local-offer   | offer failed, est.    | none (call unchanged)  | stable
+//   have-local-offer   | offer failed, not est | refuse                 | closed
 //   any                | description failed    | refuse (ends the call) | closed
 //   closed             | any                   | none                   | closed
 //   (*) stable with a queued renegotiation: send offer, have-local-offer.
@@ -94,6 +98,10 @@ class Negotiation {
   Step answer_applied(std::int64_t now_us);
   Step negotiation_needed(std::int64_t now_us);
   Step description_failed(const std::string& why);
+  // webrtcbin could not make our offer. A re-offer of an established call: back to stable,
+  // the call goes on unchanged (kNone, `reason` says why; what was queued is dropped, or it
+  // would fail again). The first offer: kRefuse.
+  Step offer_failed(const std::string& why);
 
   State state() const { return state_; }
   bool polite() const { return polite_; }
@@ -119,6 +127,10 @@ class Negotiation {
   bool owed_ = false;
   std::int64_t offer_us_ = 0;
 };
+
+// The call a candidate without a sender name belongs to (MDN's server stamps none): the only
+// call in negotiation (`connected[i]` false), if there is exactly one; else -1 (dropped).
+int call_for_nameless_candidate(const std::vector<bool>& connected);
 
 const char* to_string(Negotiation::State state);
 const char* to_string(Negotiation::Action action);

@@ -220,9 +220,38 @@ TEST(Negotiation, AFailedDescriptionClosesTheNegotiation) {
   EXPECT_EQ(n.description_failed("again").action, Action::kNone);
 }
 
+// have-local-offer | offer failed | established: stable, the call goes on; not: refuse
+TEST(Negotiation, AFailedReofferLeavesTheCallAsItWas) {
+  Negotiation n = established(impolite());
+  n.negotiation_needed(1);
+  n.negotiation_needed(2);  // queued behind it: dropped with it
+  Negotiation::Step step = n.offer_failed("webrtcbin said no");
+  EXPECT_EQ(step.action, Action::kNone);
+  EXPECT_EQ(step.reason, "webrtcbin said no");
+  EXPECT_EQ(n.state(), State::kStable);
+  EXPECT_FALSE(n.queued());
+  EXPECT_EQ(n.offer_pending_since_us(), 0);
+  EXPECT_EQ(n.remote_offer().action, Action::kApplyRemoteOffer);
+
+  Negotiation first = impolite();
+  first.local_offer(1);
+  EXPECT_EQ(first.offer_failed("no").action, Action::kRefuse);
+  EXPECT_EQ(first.state(), State::kClosed);
+}
+
 TEST(Negotiation, ActionsAndStatesHaveNames) {
   EXPECT_STREQ(webrtccall::to_string(State::kHaveLocalOffer), "have-local-offer");
   EXPECT_STREQ(webrtccall::to_string(Action::kRestartAndAnswer), "restart-and-answer");
+}
+
+// A candidate without a sender name goes to the only call in negotiation, if exactly one.
+TEST(NamelessCandidate, GoesToTheOnlyCallInNegotiation) {
+  using webrtccall::call_for_nameless_candidate;
+  EXPECT_EQ(call_for_nameless_candidate({}), -1);
+  EXPECT_EQ(call_for_nameless_candidate({false}), 0);
+  EXPECT_EQ(call_for_nameless_candidate({true, false, true}), 1);
+  EXPECT_EQ(call_for_nameless_candidate({true, true}), -1);          // all connected
+  EXPECT_EQ(call_for_nameless_candidate({false, true, false}), -1);  // two: whose?
 }
 
 namespace {
