@@ -357,7 +357,42 @@ void Call::create_offer_or_answer(bool offer) {
   gst_promise_unref(promise);
 }
 
+// Sets every a=setup of `sdp` (session and media level) to `value`.
+static void set_dtls_setup(GstSDPMessage* sdp, const char* value) {
+  auto rewrite = [value](guint n, auto get, auto replace) {
+    for (guint i = 0; i < n; ++i) {
+      const GstSDPAttribute* attr = get(i);
+      if (g_strcmp0(attr->key, "setup") != 0 || g_strcmp0(attr->value, value) == 0) continue;
+      GstSDPAttribute copy;
+      gst_sdp_attribute_set(&copy, "setup", value);
+      replace(i, &copy);
+    }
+  };
+  rewrite(
+      gst_sdp_message_attributes_len(sdp),
+      [sdp](guint i) { return gst_sdp_message_get_attribute(sdp, i); },
+      [sdp](guint i, GstSDPAttribute* a) { gst_sdp_message_replace_attribute(sdp, i, a); });
+  for (guint m = 0; m < gst_sdp_message_medias_len(sdp); ++m) {
+    auto* media = const_cast<GstSDPMedia*>(gst_sdp_message_get_media(sdp, m));
+    rewrite(
+        gst_sdp_media_attributes_len(media),
+        [media](guint i) { return gst_sdp_media_get_attribute(media, i); },
+        [media](guint i, GstSDPAttribute* a) { gst_sdp_media_replace_attribute(media, i, a); });
+  }
+}
+
 void Call::on_description_created(GstWebRTCSessionDescription* desc) {
+  if (desc->type == GST_WEBRTC_SDP_TYPE_ANSWER) {
+    if (dtls_role_ == DtlsRole::kUnknown) {
+      // Our answer to the first offer: its a=setup is our role from now on.
+      gchar* text = gst_sdp_message_as_text(desc->sdp);
+      dtls_role_ = dtls_role_from_answer(first_setup(text), true);
+      g_free(text);
+    } else {
+      // An answer to a re-offer keeps the role (negotiation.h, DtlsRole).
+      set_dtls_setup(desc->sdp, answer_setup(dtls_role_));
+    }
+  }
   g_signal_emit_by_name(webrtc_, "set-local-description", desc, nullptr);
   gst_webrtc_call_signaller_send_description(engine_.signaller(), peer_.c_str(), desc);
   if (desc->type == GST_WEBRTC_SDP_TYPE_ANSWER) {
@@ -555,6 +590,10 @@ bool Call::apply_remote(GstWebRTCSDPType type, const std::string& text, std::str
     remote_fingerprints_ = std::move(fingerprints);
     // connect-timeout counts from the first description; re-offers never extend it.
     remote_us_ = g_get_monotonic_time();
+  }
+  if (type == GST_WEBRTC_SDP_TYPE_ANSWER && dtls_role_ == DtlsRole::kUnknown) {
+    // The remote's answer to our first offer sets the DTLS role of the call.
+    dtls_role_ = dtls_role_from_answer(first_setup(text), false);
   }
   if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
     if (remote_offer_) gst_sdp_message_free(remote_offer_);

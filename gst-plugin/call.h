@@ -155,7 +155,8 @@ class Call {
   std::vector<SinkStream*> pending_adds_;  // sink pads requested during the call, not linked
   // M-lines whose sink pad was released: webrtcbin 1.22 cannot give them a new one.
   std::vector<int> released_mlines_;
-  TransportIdentity identity_;  // the remote's, from its first description
+  TransportIdentity identity_;               // the remote's, from its first description
+  DtlsRole dtls_role_ = DtlsRole::kUnknown;  // set by the first exchange, kept by later answers
   bool remote_set_ = false;
   struct PendingCandidate {
     guint mline;

@@ -216,4 +216,36 @@ std::string check_reoffer(const TransportIdentity& before, const TransportIdenti
   return {};
 }
 
+DtlsRole dtls_role_from_answer(std::string_view setup, bool ours) {
+  if (setup == "active") return ours ? DtlsRole::kClient : DtlsRole::kServer;
+  if (setup == "passive") return ours ? DtlsRole::kServer : DtlsRole::kClient;
+  return DtlsRole::kUnknown;  // "actpass" or nothing: not a valid answer; webrtcbin decides
+}
+
+const char* answer_setup(DtlsRole role) {
+  switch (role) {
+    case DtlsRole::kClient:
+      return "active";
+    case DtlsRole::kServer:
+      return "passive";
+    case DtlsRole::kUnknown:
+      break;
+  }
+  return nullptr;
+}
+
+std::string first_setup(std::string_view sdp) {
+  constexpr std::string_view kKey = "a=setup:";
+  std::size_t at = 0;
+  while (at < sdp.size()) {
+    std::size_t end = sdp.find('\n', at);
+    std::string_view line = sdp.substr(at, end == std::string_view::npos ? end : end - at);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.starts_with(kKey)) return std::string(line.substr(kKey.size()));
+    if (end == std::string_view::npos) break;
+    at = end + 1;
+  }
+  return {};
+}
+
 }  // namespace webrtccall

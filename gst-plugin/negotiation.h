@@ -145,4 +145,19 @@ TransportIdentity transport_identity(std::string_view sdp);
 // 1.22 cannot restart ICE nor change the DTLS certificate of an established transport.
 std::string check_reoffer(const TransportIdentity& before, const TransportIdentity& after);
 
+// The DTLS role of a call, which the first offer/answer exchange sets (RFC 8842 section 5.5:
+// the answerer of a later exchange must keep it). webrtcbin 1.22 answers every offer with
+// a=setup:active; answering a re-offer so in a call we placed (where the remote's answer
+// took "active") would flip the roles: Chromium refuses that answer ("Failed to set SSL role
+// for the transport") and webrtcbin's own DTLS fails ("Fatal SSL error"). So the Call writes
+// the role it has into its answers to re-offers.
+enum class DtlsRole { kUnknown, kClient, kServer };
+// The role the first exchange gives us, from the a=setup of its answer: `ours` when we
+// answered (our setup is our role), else the remote's (the opposite role is ours).
+DtlsRole dtls_role_from_answer(std::string_view setup, bool ours);
+// The a=setup value our answer must carry to keep `role`, or null for kUnknown.
+const char* answer_setup(DtlsRole role);
+// The first a=setup value in an SDP (media or session level), or empty.
+std::string first_setup(std::string_view sdp);
+
 }  // namespace webrtccall

@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+using webrtccall::answer_setup;
 using webrtccall::check_reoffer;
+using webrtccall::dtls_role_from_answer;
+using webrtccall::DtlsRole;
+using webrtccall::first_setup;
 using webrtccall::Negotiation;
 using webrtccall::transport_identity;
 using Action = Negotiation::Action;
@@ -295,4 +299,33 @@ TEST(Reoffer, RejectedLinesCarryNoTransport) {
   std::string other =
       std::string(kOffer) + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:zz\r\na=ice-pwd:zz\r\n";
   EXPECT_EQ(check_reoffer(transport_identity(kOffer), transport_identity(other)), "");
+}
+
+// The DTLS role the first exchange set is kept by our answers to later offers.
+TEST(DtlsRole, TheRemoteAnsweringActiveMakesUsTheServer) {
+  // We placed the call (actpass), the browser answered active: we answer re-offers passive.
+  EXPECT_EQ(dtls_role_from_answer("active", false), DtlsRole::kServer);
+  EXPECT_STREQ(answer_setup(DtlsRole::kServer), "passive");
+  EXPECT_EQ(dtls_role_from_answer("passive", false), DtlsRole::kClient);
+}
+
+TEST(DtlsRole, OurOwnAnswerGivesOurRole) {
+  // We answered the first offer active (webrtcbin always does): we stay the client.
+  EXPECT_EQ(dtls_role_from_answer("active", true), DtlsRole::kClient);
+  EXPECT_STREQ(answer_setup(DtlsRole::kClient), "active");
+  EXPECT_EQ(dtls_role_from_answer("passive", true), DtlsRole::kServer);
+}
+
+TEST(DtlsRole, AnActpassAnswerSetsNoRole) {
+  EXPECT_EQ(dtls_role_from_answer("actpass", false), DtlsRole::kUnknown);
+  EXPECT_EQ(dtls_role_from_answer("", true), DtlsRole::kUnknown);
+  EXPECT_EQ(answer_setup(DtlsRole::kUnknown), nullptr);
+}
+
+TEST(DtlsRole, FirstSetupOfAnSdp) {
+  EXPECT_EQ(first_setup("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=setup:active\r\n"
+                        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=setup:passive\r\n"),
+            "active");
+  EXPECT_EQ(first_setup("v=0\na=setup:passive\n"), "passive");
+  EXPECT_EQ(first_setup("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"), "");
 }
