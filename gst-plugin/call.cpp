@@ -407,8 +407,19 @@ void Call::create_offer_or_answer(bool offer) {
     }
     if (!desc) {
       std::string why = reply_error(reply);
-      c.engine_.call_ended(
-          &c, "negotiation failed: " + (why.empty() ? "webrtcbin made no description" : why));
+      why = "negotiation failed: " + (why.empty() ? "webrtcbin made no description" : why);
+      if (g_str_equal(field, "offer")) {
+        // A re-offer webrtcbin cannot make leaves the call as it was.
+        Negotiation::Step step = c.negotiation_.offer_failed(why);
+        if (step.action == Negotiation::Action::kNone) {
+          GST_ELEMENT_WARNING(
+              c.engine_.element(), STREAM, FAILED,
+              ("New offer to %s failed: the call goes on unchanged", c.peer_.c_str()),
+              ("%s", why.c_str()));
+          return;
+        }
+      }
+      c.engine_.call_ended(&c, why);
       return;
     }
     c.on_description_created(desc);
@@ -418,7 +429,42 @@ void Call::create_offer_or_answer(bool offer) {
   gst_promise_unref(promise);
 }
 
+// Sets every a=setup of `sdp` (session and media level) to `value`.
+static void set_dtls_setup(GstSDPMessage* sdp, const char* value) {
+  auto rewrite = [value](guint n, auto get, auto replace) {
+    for (guint i = 0; i < n; ++i) {
+      const GstSDPAttribute* attr = get(i);
+      if (g_strcmp0(attr->key, "setup") != 0 || g_strcmp0(attr->value, value) == 0) continue;
+      GstSDPAttribute copy;
+      gst_sdp_attribute_set(&copy, "setup", value);
+      replace(i, &copy);
+    }
+  };
+  rewrite(
+      gst_sdp_message_attributes_len(sdp),
+      [sdp](guint i) { return gst_sdp_message_get_attribute(sdp, i); },
+      [sdp](guint i, GstSDPAttribute* a) { gst_sdp_message_replace_attribute(sdp, i, a); });
+  for (guint m = 0; m < gst_sdp_message_medias_len(sdp); ++m) {
+    auto* media = const_cast<GstSDPMedia*>(gst_sdp_message_get_media(sdp, m));
+    rewrite(
+        gst_sdp_media_attributes_len(media),
+        [media](guint i) { return gst_sdp_media_get_attribute(media, i); },
+        [media](guint i, GstSDPAttribute* a) { gst_sdp_media_replace_attribute(media, i, a); });
+  }
+}
+
 void Call::on_description_created(GstWebRTCSessionDescription* desc) {
+  if (desc->type == GST_WEBRTC_SDP_TYPE_ANSWER) {
+    if (dtls_role_ == DtlsRole::kUnknown) {
+      // Our answer to the first offer: its a=setup is our role from now on.
+      gchar* text = gst_sdp_message_as_text(desc->sdp);
+      dtls_role_ = dtls_role_from_answer(first_setup(text), true);
+      g_free(text);
+    } else {
+      // An answer to a re-offer keeps the role (negotiation.h, DtlsRole).
+      set_dtls_setup(desc->sdp, answer_setup(dtls_role_));
+    }
+  }
   g_signal_emit_by_name(webrtc_, "set-local-description", desc, nullptr);
   gst_webrtc_call_signaller_send_description(engine_.signaller(), peer_.c_str(), desc);
   if (desc->type == GST_WEBRTC_SDP_TYPE_ANSWER) {
@@ -524,29 +570,23 @@ void Call::finish_detach(SinkStream* stream) {
       g_object_set(trans, "codec-preferences", caps, nullptr);
       gst_caps_unref(caps);
     }
+    released_mlines_.push_back(mline_of(b.webrtc_pad));
     gst_object_unref(trans);
   }
   gst_element_release_request_pad(b.tee, b.tee_pad);
   gst_object_unref(b.tee_pad);
   for (GstElement* e : b.elements) set_state_and_remove(bin, e);
-  // A pad webrtcbin made itself (for a transceiver offered with all our codecs) stays: released,
-  // the m-line's codecs come from a query into our receive chain, which webrtcbin 1.22 answers
-  // empty there ("Caps negotiation on pad src_0 failed": the re-offer, and the call, fail).
+  // A pad webrtcbin made itself (for a transceiver offered with all our codecs) was not
+  // requested: it stays with its transceiver.
   if (!b.webrtc_made_pad) gst_element_release_request_pad(webrtc_, b.webrtc_pad);
   gst_object_unref(b.webrtc_pad);
   engine_.release_codec_tee(stream, b.tee);  // the last call of an encoder removes it
-  if (b.webrtc_made_pad) {
-    // An m-line offered with all our codecs: a re-offer would change nothing the remote sees
-    // (the m-line stays sendrecv, see above), and webrtcbin 1.22 fails to make it about half
-    // the time ("Caps negotiation on pad src_0 failed", which ended the call).
-    GST_INFO("call %u with %s: %s released, m-line kept as it is", id_, peer_.c_str(),
-             stream->name.c_str());
-    return;
-  }
-  Negotiation::Step step = negotiation_.negotiation_needed(g_get_monotonic_time());
-  GST_INFO("call %u with %s: %s released: %s", id_, peer_.c_str(), stream->name.c_str(),
-           to_string(step.action));
-  run(step);
+  // No re-offer: in webrtcbin 1.22 it could change nothing (the m-line stays sendrecv), and
+  // making it asks the pad-less transceiver's codecs from a caps query that webrtcbin
+  // sometimes sends to another m-line's source pad ("Caps negotiation on pad src_0 failed",
+  // seen 1 run in 5 under ASan), leaking that m-line's strings. The next offer either side
+  // makes carries the change (no a=ssrc for it).
+  GST_INFO("call %u with %s: %s released", id_, peer_.c_str(), stream->name.c_str());
 }
 
 int Call::mline_of(GstPad* pad) {
@@ -652,6 +692,10 @@ bool Call::apply_remote(GstWebRTCSDPType type, const std::string& text, std::str
     // connect-timeout counts from the first description; re-offers never extend it.
     remote_us_ = g_get_monotonic_time();
   }
+  if (type == GST_WEBRTC_SDP_TYPE_ANSWER && dtls_role_ == DtlsRole::kUnknown) {
+    // The remote's answer to our first offer sets the DTLS role of the call.
+    dtls_role_ = dtls_role_from_answer(first_setup(text), false);
+  }
   if (type == GST_WEBRTC_SDP_TYPE_OFFER) {
     if (remote_offer_) gst_sdp_message_free(remote_offer_);
     remote_offer_ = nullptr;
@@ -695,6 +739,8 @@ void Call::link_offered_lines() {
   std::lock_guard lock(engine_.streams_mutex());
   std::vector<int> sending;
   for (SendBranch& b : sends_) sending.push_back(mline_of(b.webrtc_pad));
+  // A released pad's m-line cannot take a new one (webrtcbin 1.22: see finish_detach).
+  sending.insert(sending.end(), released_mlines_.begin(), released_mlines_.end());
   for (guint mline = 0; mline < gst_sdp_message_medias_len(remote_offer_); ++mline) {
     if (std::find(sending.begin(), sending.end(), static_cast<int>(mline)) != sending.end()) {
       continue;

@@ -67,8 +67,9 @@ class Call {
   void add_stream(SinkStream* stream);
   // A sink pad is being released: detach_stream() unlinks the call's branch from the
   // stream's tee (when no buffer passes) and calls `detached` on the signaling thread;
-  // then finish_detach() removes the branch, releases webrtcbin's pad (its transceiver set
-  // recvonly) and renegotiates. Returns false when the call does not send the stream.
+  // then finish_detach() removes the branch and releases webrtcbin's pad (no re-offer: in
+  // webrtcbin 1.22 the m-line stays sendrecv, unused). Returns false when the call does not
+  // send the stream.
   bool detach_stream(SinkStream* stream, std::function<void()> detached);
   void finish_detach(SinkStream* stream);
   const Negotiation& negotiation() const { return negotiation_; }
@@ -167,7 +168,10 @@ class Call {
 
   Negotiation negotiation_;
   std::vector<SinkStream*> pending_adds_;  // sink pads requested during the call, not linked
-  TransportIdentity identity_;             // the remote's, from its first description
+  // M-lines whose sink pad was released: webrtcbin 1.22 cannot give them a new one.
+  std::vector<int> released_mlines_;
+  TransportIdentity identity_;               // the remote's, from its first description
+  DtlsRole dtls_role_ = DtlsRole::kUnknown;  // set by the first exchange, kept by later answers
   bool remote_set_ = false;
   struct PendingCandidate {
     guint mline;

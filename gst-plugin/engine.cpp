@@ -527,21 +527,20 @@ void Engine::on_candidate(const char* peer, guint mline, const char* mid, const 
   if (!peer || !*peer) {
     // No sender name (a server that stamps none, an app that sends none): it belongs to the
     // only call in negotiation (not connected yet), if there is exactly one.
-    Call* only = nullptr;
-    unsigned negotiating = 0;
+    std::vector<Call*> calls;
+    std::vector<bool> connected;
     for (auto& [p, call] : calls_) {
-      if (!call->connected()) {
-        only = call.get();
-        ++negotiating;
-      }
+      calls.push_back(call.get());
+      connected.push_back(call->connected());
     }
-    if (negotiating == 1) {
-      only->remote_candidate(mline, mid, candidate);
+    int i = call_for_nameless_candidate(connected);
+    if (i >= 0) {
+      calls[static_cast<std::size_t>(i)]->remote_candidate(mline, mid, candidate);
     } else if (remote_log_.allow(g_get_monotonic_time())) {
       GST_WARNING_OBJECT(element_,
-                         "ICE candidate without a sender name and %u calls in negotiation: "
-                         "ignored (and %u more)",
-                         negotiating, remote_log_.suppressed());
+                         "ICE candidate without a sender name and not exactly one call in "
+                         "negotiation: ignored (and %u more)",
+                         remote_log_.suppressed());
     }
     return;
   }
@@ -1055,7 +1054,7 @@ void Engine::end_calls_and_wait(const SinkStream* stream, const char* reason) {
 }
 
 // Signaling thread: every call that sends `stream` unlinks its branch from the stream's tee
-// (when no buffer passes), then removes it and renegotiates. Runs the context meanwhile, at
+// (when no buffer passes), then removes it; the call goes on. Runs the context meanwhile, at
 // most 3 s; a call that could not detach by then ends.
 void Engine::detach_stream_and_wait(const SinkStream* stream) {
   auto* s = const_cast<SinkStream*>(stream);
@@ -1100,8 +1099,8 @@ void Engine::release_sink_pad(GstPad* pad) {
     }
   }
   if (!found) return;
-  // The calls sending this input hold branches on its tee: each detaches its branch and
-  // renegotiates (the m-line becomes recvonly); calls being torn down finish first.
+  // The calls sending this input hold branches on its tee: each detaches its branch and goes
+  // on (Call::finish_detach); calls being torn down finish first.
   if (thread_) run_sync(context_, [this, found] { detach_stream_and_wait(found); });
   std::unique_ptr<SinkStream> stream;
   {

@@ -136,12 +136,32 @@ Step Negotiation::description_failed(const std::string& why) {
   return refuse(why);
 }
 
+Step Negotiation::offer_failed(const std::string& why) {
+  if (state_ != State::kHaveLocalOffer) return {};
+  if (!established_) return description_failed(why);
+  state_ = State::kStable;
+  queued_ = false;
+  owed_ = false;
+  offer_us_ = 0;
+  return {Action::kNone, why};
+}
+
 std::string Negotiation::unanswered_reason(const std::string& remote) const {
   if (owed_) {
     return "renegotiation collision with " + remote +
            ": neither side answered (webrtcbin cannot roll back its offer)";
   }
   return "no answer from " + remote + " to our new offer";
+}
+
+int call_for_nameless_candidate(const std::vector<bool>& connected) {
+  int found = -1;
+  for (std::size_t i = 0; i < connected.size(); ++i) {
+    if (connected[i]) continue;
+    if (found >= 0) return -1;  // two in negotiation: whose is it?
+    found = static_cast<int>(i);
+  }
+  return found;
 }
 
 TransportIdentity transport_identity(std::string_view sdp) {
@@ -192,6 +212,38 @@ std::string check_reoffer(const TransportIdentity& before, const TransportIdenti
   if (changed(before.ice_ufrags, after.ice_ufrags) || changed(before.ice_pwds, after.ice_pwds)) {
     return "re-offer changes the ICE credentials of the call (an ICE restart): refused "
            "(webrtcbin 1.22 cannot restart ICE)";
+  }
+  return {};
+}
+
+DtlsRole dtls_role_from_answer(std::string_view setup, bool ours) {
+  if (setup == "active") return ours ? DtlsRole::kClient : DtlsRole::kServer;
+  if (setup == "passive") return ours ? DtlsRole::kServer : DtlsRole::kClient;
+  return DtlsRole::kUnknown;  // "actpass" or nothing: not a valid answer; webrtcbin decides
+}
+
+const char* answer_setup(DtlsRole role) {
+  switch (role) {
+    case DtlsRole::kClient:
+      return "active";
+    case DtlsRole::kServer:
+      return "passive";
+    case DtlsRole::kUnknown:
+      break;
+  }
+  return nullptr;
+}
+
+std::string first_setup(std::string_view sdp) {
+  constexpr std::string_view kKey = "a=setup:";
+  std::size_t at = 0;
+  while (at < sdp.size()) {
+    std::size_t end = sdp.find('\n', at);
+    std::string_view line = sdp.substr(at, end == std::string_view::npos ? end : end - at);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.starts_with(kKey)) return std::string(line.substr(kKey.size()));
+    if (end == std::string_view::npos) break;
+    at = end + 1;
   }
   return {};
 }

@@ -25,8 +25,10 @@
 //     elements this needs both to re-offer at the same instant (sink pads added on both ends
 //     at once); ending the call then is better than a restart on a fresh webrtcbin, which
 //     would interrupt media on every collision and make the other side re-answer too.
-//   - "negotiation needed" (a sink pad requested or released mid-call) while not stable is
-//     queued and run once stable again.
+//   - "negotiation needed" (a sink pad requested mid-call) while not stable is queued and run
+//     once stable again. A released sink pad needs none: webrtcbin 1.22 refuses to change the
+//     direction of a negotiated m-line, so it stays sendrecv, unused (Call::finish_detach).
+//   - a re-offer webrtcbin cannot make (offer failed) leaves the call as it was.
 //
 // States x events (state: signaling state, and whether the first offer/answer exchange is
 // done, "established"; a row per test in tests/unit/negotiation_test.cpp):
@@ -49,6 +51,8 @@
 //   have-remote-offer  | remote offer          | ignore (answering)     | have-remote-offer
 //   have-remote-offer  | remote answer         | refuse (no offer)      | have-remote-offer
 //   have-remote-offer  | negotiation needed    | queue                  | have-remote-offer
+//   have-local-offer   | offer failed, est.    | none (call unchanged)  | stable
+//   have-local-offer   | offer failed, not est | refuse                 | closed
 //   any                | description failed    | refuse (ends the call) | closed
 //   closed             | any                   | none                   | closed
 //   (*) stable with a queued renegotiation: send offer, have-local-offer.
@@ -94,6 +98,10 @@ class Negotiation {
   Step answer_applied(std::int64_t now_us);
   Step negotiation_needed(std::int64_t now_us);
   Step description_failed(const std::string& why);
+  // webrtcbin could not make our offer. A re-offer of an established call: back to stable,
+  // the call goes on unchanged (kNone, `reason` says why; what was queued is dropped, or it
+  // would fail again). The first offer: kRefuse.
+  Step offer_failed(const std::string& why);
 
   State state() const { return state_; }
   bool polite() const { return polite_; }
@@ -120,6 +128,10 @@ class Negotiation {
   std::int64_t offer_us_ = 0;
 };
 
+// The call a candidate without a sender name belongs to (MDN's server stamps none): the only
+// call in negotiation (`connected[i]` false), if there is exactly one; else -1 (dropped).
+int call_for_nameless_candidate(const std::vector<bool>& connected);
+
 const char* to_string(Negotiation::State state);
 const char* to_string(Negotiation::Action action);
 
@@ -132,5 +144,20 @@ TransportIdentity transport_identity(std::string_view sdp);
 // Empty when a re-offer keeps the transports of the call, else why it is refused: webrtcbin
 // 1.22 cannot restart ICE nor change the DTLS certificate of an established transport.
 std::string check_reoffer(const TransportIdentity& before, const TransportIdentity& after);
+
+// The DTLS role of a call, which the first offer/answer exchange sets (RFC 8842 section 5.5:
+// the answerer of a later exchange must keep it). webrtcbin 1.22 answers every offer with
+// a=setup:active; answering a re-offer so in a call we placed (where the remote's answer
+// took "active") would flip the roles: Chromium refuses that answer ("Failed to set SSL role
+// for the transport") and webrtcbin's own DTLS fails ("Fatal SSL error"). So the Call writes
+// the role it has into its answers to re-offers.
+enum class DtlsRole { kUnknown, kClient, kServer };
+// The role the first exchange gives us, from the a=setup of its answer: `ours` when we
+// answered (our setup is our role), else the remote's (the opposite role is ours).
+DtlsRole dtls_role_from_answer(std::string_view setup, bool ours);
+// The a=setup value our answer must carry to keep `role`, or null for kUnknown.
+const char* answer_setup(DtlsRole role);
+// The first a=setup value in an SDP (media or session level), or empty.
+std::string first_setup(std::string_view sdp);
 
 }  // namespace webrtccall

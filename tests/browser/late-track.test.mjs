@@ -10,11 +10,11 @@
 // hangs up.
 // On a tree whose element refuses re-offers (main before branch `neg`), the video added mid-call
 // never reaches the element: its offer is ignored ("not supported") or taken for glare.
-// With the element's renegotiation (branch `neg`, 3babe07), what still fails is the call the
-// element placed: webrtcbin 1.22 answers the page's re-offer with a=setup:active although the
-// element is the call's DTLS server (the page answered the first offer active), so Chromium
-// refuses the answer ("Failed to set SSL role for the transport") or DTLS ends with a fatal
-// SSL error. Answering such re-offers with a=setup:passive makes this test pass.
+// With renegotiation but webrtcbin's own answer to the page's re-offer (a=setup:active), the
+// call the element placed fails: the element is that call's DTLS server (the page answered
+// the first offer active), so Chromium refuses the answer ("Failed to set SSL role for the
+// transport") or DTLS ends with a fatal SSL error. The element keeps the role (DtlsRole in
+// gst-plugin/negotiation.h).
 // Run by run.sh inside its namespace (WCC_SERVER_BIN: the server; this test starts its own,
 // serving tests/browser/apps):   node late-track.test.mjs http://127.0.0.1:PORT/
 import {

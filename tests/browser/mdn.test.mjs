@@ -12,11 +12,11 @@
 // On a tree whose element refuses re-offers (main before branch `neg`), step 1 fails: the
 // element ends its call ("glare: answering the call of mdn1 instead") and answers on a new
 // webrtcbin the page cannot use, or ignores the offer.
-// With the element's renegotiation (branch `neg`, 3babe07), what still fails is the call the
-// element placed: webrtcbin 1.22 answers the page's re-offer with a=setup:active although the
-// element is the call's DTLS server (the page answered the first offer active), so Chromium
-// refuses the answer ("Failed to set SSL role for the transport") or DTLS ends with a fatal
-// SSL error. Answering such re-offers with a=setup:passive makes this test pass.
+// With renegotiation but webrtcbin's own answer to the page's re-offer (a=setup:active), the
+// call the element placed fails: the element is that call's DTLS server (the page answered
+// the first offer active), so Chromium refuses the answer ("Failed to set SSL role for the
+// transport") or DTLS ends with a fatal SSL error. The element keeps the role (DtlsRole in
+// gst-plugin/negotiation.h).
 // Run by run.sh inside its namespace (WCC_SERVER_BIN: the server; this test starts its own,
 // serving tests/browser/apps):   node mdn.test.mjs http://127.0.0.1:PORT/
 import {

@@ -266,9 +266,9 @@ TEST_F(ElementCall, PeerIsCalledWhenItComesOnlineAndAgainWhenItComesBack) {
   EXPECT_TRUE(received_media(bob_again, 5, 5));
 }
 
-// Releasing an input pad mid-call detaches its branch from every call and renegotiates (its
-// m-line becomes recvonly): the call goes on with the other input (tests/element/
-// renegotiation_test.cpp checks the offers; it ended the call before, "input removed").
+// Releasing an input pad mid-call detaches its branch from every call: the call goes on with
+// the other input (it ended the call before, "input removed"; tests/element/
+// renegotiation_test.cpp checks the offers that follow).
 TEST_F(ElementCall, ReleasingAnInputPadMidCallKeepsTheCallWithTheOtherInputs) {
   Peer bob("bob", server_.ws_url());
   ASSERT_TRUE(bob.play());

@@ -6,6 +6,7 @@
 // Frames are counted across every renegotiation: no gap over 1 s, no call ended.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <sstream>
 
 #include "bare-peer.h"
@@ -91,6 +92,8 @@ TEST_F(Renegotiation, ElementCallsAPeerThatReoffersAddingItsVideo) {
   ASSERT_TRUE(mdn.until([&] { return alice.video_buffers >= 30; }));
   EXPECT_GE(alice.src_pads(), 1);
   ASSERT_TRUE(mdn.until([&] { return mdn.peer.video_frames >= before + 60; }));
+  std::printf("largest gap between video frames at the peer: %.0f ms\n",
+              mdn.peer.max_video_gap_us() / 1000.0);
   EXPECT_LT(mdn.peer.max_video_gap_us(), kMaxGapUs);
   EXPECT_EQ(alice.count_messages("webrtccall-call-started", {}), 1);
   EXPECT_EQ(alice.count_messages("webrtccall-call-ended", {}), 0);
@@ -128,6 +131,8 @@ TEST_F(Renegotiation, APeerCallsTheElementThenReoffersAddingAudio) {
   ASSERT_TRUE(mdn.until([&] { return bob.audio_buffers >= 20; }))
       << "the peer's audio did not reach the element";
   ASSERT_TRUE(mdn.until([&] { return mdn.peer.video_frames >= before + 60; }));
+  std::printf("largest gap between video frames at the peer: %.0f ms\n",
+              mdn.peer.max_video_gap_us() / 1000.0);
   EXPECT_LT(mdn.peer.max_video_gap_us(), kMaxGapUs);
   EXPECT_EQ(bob.count_messages("webrtccall-call-started", {}), 1);
   EXPECT_EQ(bob.count_messages("webrtccall-call-ended", {}), 0);
@@ -206,6 +211,8 @@ TEST_F(Renegotiation, ReoffersCountAgainstOfferRate) {
       5000));
   int frames = mdn.peer.video_frames;
   ASSERT_TRUE(mdn.until([&] { return mdn.peer.video_frames >= frames + 30; }));
+  std::printf("largest gap between video frames at the peer: %.0f ms\n",
+              mdn.peer.max_video_gap_us() / 1000.0);
   EXPECT_LT(mdn.peer.max_video_gap_us(), kMaxGapUs);
   EXPECT_FALSE(bob.has_message("webrtccall-call-ended", {}));
 }
@@ -226,8 +233,8 @@ std::vector<HubMessage> offers_from(const std::string& from) {
 
 // Two elements in a call with video only; alice's pipeline adds audio mid-call (a sink pad
 // requested): alice re-offers with a new m-line, bob receives the audio on a new source pad,
-// video keeps counting. Alice releases the pad again: she re-offers (the m-line stays, unused),
-// the call goes on; audio requested again comes on a new m-line.
+// video keeps counting. Alice releases the pad again: its branch is unlinked, the call goes on
+// (no re-offer: the m-line stays, unused); audio requested again comes on a new m-line.
 TEST_F(ElementRenegotiation, ASinkPadRequestedAndReleasedMidCallRenegotiates) {
   Peer bob("bob", "unused", {.send_audio = false, .fake_signaller = true});
   Peer alice("alice", "unused", {.send_audio = false, .peer = "bob", .fake_signaller = true});
@@ -266,13 +273,6 @@ TEST_F(ElementRenegotiation, ASinkPadRequestedAndReleasedMidCallRenegotiates) {
   gst_object_unref(src_pad);
   gst_element_release_request_pad(alice.element(), pad);
   gst_object_unref(pad);
-  ASSERT_TRUE(bob.wait_until([&] { return offers_from("alice").size() == 3u; }))
-      << "alice did not renegotiate after the release";
-  offers = offers_from("alice");
-  // webrtcbin 1.22 cannot change the direction of a negotiated m-line: it stays sendrecv,
-  // carrying nothing.
-  EXPECT_EQ(count_lines(offers[2].detail, "m="), 3) << offers[2].detail;
-  EXPECT_EQ(direction_of(offers[2].detail, 2), "sendrecv") << offers[2].detail;
   video = bob.video_buffers;
   ASSERT_TRUE(bob.wait_until([&] { return bob.video_buffers >= video + 60; }));
   int audio = bob.audio_buffers;
@@ -285,8 +285,12 @@ TEST_F(ElementRenegotiation, ASinkPadRequestedAndReleasedMidCallRenegotiates) {
   ASSERT_EQ(gst_pad_link(src_pad, pad), GST_PAD_LINK_OK);
   gst_object_unref(src_pad);
   gst_object_unref(pad);
-  ASSERT_TRUE(bob.wait_until([&] { return offers_from("alice").size() == 4u; }));
-  EXPECT_EQ(count_lines(offers_from("alice")[3].detail, "m="), 4) << offers_from("alice")[3].detail;
+  // The release made no offer (in webrtcbin 1.22 it could change nothing: see
+  // Call::finish_detach); this one adds the new m-line, the released one stays, sendrecv.
+  ASSERT_TRUE(bob.wait_until([&] { return offers_from("alice").size() == 3u; }));
+  offers = offers_from("alice");
+  EXPECT_EQ(count_lines(offers[2].detail, "m="), 4) << offers[2].detail;
+  EXPECT_EQ(direction_of(offers[2].detail, 2), "sendrecv") << offers[2].detail;
   ASSERT_TRUE(bob.wait_until([&] { return bob.audio_buffers >= audio + 20; }, 20000))
       << "the audio added again did not arrive";
   EXPECT_EQ(alice.count_messages("webrtccall-call-ended", {}), 0);

@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+using webrtccall::answer_setup;
 using webrtccall::check_reoffer;
+using webrtccall::dtls_role_from_answer;
+using webrtccall::DtlsRole;
+using webrtccall::first_setup;
 using webrtccall::Negotiation;
 using webrtccall::transport_identity;
 using Action = Negotiation::Action;
@@ -220,9 +224,38 @@ TEST(Negotiation, AFailedDescriptionClosesTheNegotiation) {
   EXPECT_EQ(n.description_failed("again").action, Action::kNone);
 }
 
+// have-local-offer | offer failed | established: stable, the call goes on; not: refuse
+TEST(Negotiation, AFailedReofferLeavesTheCallAsItWas) {
+  Negotiation n = established(impolite());
+  n.negotiation_needed(1);
+  n.negotiation_needed(2);  // queued behind it: dropped with it
+  Negotiation::Step step = n.offer_failed("webrtcbin said no");
+  EXPECT_EQ(step.action, Action::kNone);
+  EXPECT_EQ(step.reason, "webrtcbin said no");
+  EXPECT_EQ(n.state(), State::kStable);
+  EXPECT_FALSE(n.queued());
+  EXPECT_EQ(n.offer_pending_since_us(), 0);
+  EXPECT_EQ(n.remote_offer().action, Action::kApplyRemoteOffer);
+
+  Negotiation first = impolite();
+  first.local_offer(1);
+  EXPECT_EQ(first.offer_failed("no").action, Action::kRefuse);
+  EXPECT_EQ(first.state(), State::kClosed);
+}
+
 TEST(Negotiation, ActionsAndStatesHaveNames) {
   EXPECT_STREQ(webrtccall::to_string(State::kHaveLocalOffer), "have-local-offer");
   EXPECT_STREQ(webrtccall::to_string(Action::kRestartAndAnswer), "restart-and-answer");
+}
+
+// A candidate without a sender name goes to the only call in negotiation, if exactly one.
+TEST(NamelessCandidate, GoesToTheOnlyCallInNegotiation) {
+  using webrtccall::call_for_nameless_candidate;
+  EXPECT_EQ(call_for_nameless_candidate({}), -1);
+  EXPECT_EQ(call_for_nameless_candidate({false}), 0);
+  EXPECT_EQ(call_for_nameless_candidate({true, false, true}), 1);
+  EXPECT_EQ(call_for_nameless_candidate({true, true}), -1);          // all connected
+  EXPECT_EQ(call_for_nameless_candidate({false, true, false}), -1);  // two: whose?
 }
 
 namespace {
@@ -266,4 +299,33 @@ TEST(Reoffer, RejectedLinesCarryNoTransport) {
   std::string other =
       std::string(kOffer) + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:zz\r\na=ice-pwd:zz\r\n";
   EXPECT_EQ(check_reoffer(transport_identity(kOffer), transport_identity(other)), "");
+}
+
+// The DTLS role the first exchange set is kept by our answers to later offers.
+TEST(DtlsRole, TheRemoteAnsweringActiveMakesUsTheServer) {
+  // We placed the call (actpass), the browser answered active: we answer re-offers passive.
+  EXPECT_EQ(dtls_role_from_answer("active", false), DtlsRole::kServer);
+  EXPECT_STREQ(answer_setup(DtlsRole::kServer), "passive");
+  EXPECT_EQ(dtls_role_from_answer("passive", false), DtlsRole::kClient);
+}
+
+TEST(DtlsRole, OurOwnAnswerGivesOurRole) {
+  // We answered the first offer active (webrtcbin always does): we stay the client.
+  EXPECT_EQ(dtls_role_from_answer("active", true), DtlsRole::kClient);
+  EXPECT_STREQ(answer_setup(DtlsRole::kClient), "active");
+  EXPECT_EQ(dtls_role_from_answer("passive", true), DtlsRole::kServer);
+}
+
+TEST(DtlsRole, AnActpassAnswerSetsNoRole) {
+  EXPECT_EQ(dtls_role_from_answer("actpass", false), DtlsRole::kUnknown);
+  EXPECT_EQ(dtls_role_from_answer("", true), DtlsRole::kUnknown);
+  EXPECT_EQ(answer_setup(DtlsRole::kUnknown), nullptr);
+}
+
+TEST(DtlsRole, FirstSetupOfAnSdp) {
+  EXPECT_EQ(first_setup("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=setup:active\r\n"
+                        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=setup:passive\r\n"),
+            "active");
+  EXPECT_EQ(first_setup("v=0\na=setup:passive\n"), "passive");
+  EXPECT_EQ(first_setup("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"), "");
 }
