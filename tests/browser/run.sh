@@ -5,7 +5,8 @@
 # (TEST reconnect.test.mjs: the server dies under a call and comes back; the pages reconnect.)
 # (TEST glare.test.mjs: a page and a pipeline call each other at once; needs what
 # element.test.mjs needs. TEST spoof.test.mjs: a third user's hang-ups, answers, candidates and
-# offer do not disturb a call between two pages.)
+# offer do not disturb a call between two pages. TEST firefox.test.mjs: Debian's firefox-esr,
+# driven by puppeteer-core, with Chromium and pipelines; needs what element.test.mjs needs.)
 # TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
 # or element.test.mjs (pages and gst-launch-1.0 pipelines with the webrtccall element call
 # each other; needs gst-launch-1.0 and GST_PLUGIN_PATH with the built plugin).
@@ -13,7 +14,8 @@
 # also on failure): ICE must never see the machine's real interfaces. It holds lo and a veth
 # pair (10.77.0.1/24, 10.77.0.2/24), since Chromium gathers no loopback candidates.
 # Exits 77 (skip) when Chromium, Node.js or playwright-core (tools/install-deps.sh --test) is
-# missing, or gst-launch-1.0 for element.test.mjs.
+# missing, or gst-launch-1.0 for element.test.mjs, or firefox-esr or puppeteer-core for
+# firefox.test.mjs.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +27,7 @@ fi
 test_script=${3:-call.test.mjs}
 case $test_script in
   call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs) ;;
+  firefox.test.mjs) ;;
   *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
 esac
 
@@ -40,7 +43,13 @@ if [ "${WCC_BROWSER_IN_NETNS:-}" != 1 ]; then
     skip "playwright-core is missing (tools/install-deps.sh --test, or npm ci in tests/browser)"
   [ -x "$1" ] || { echo "FAIL: server binary $1 not found or not executable" >&2; exit 1; }
   [ -f "$2/index.html" ] || { echo "FAIL: $2/index.html not found" >&2; exit 1; }
-  if [ "$test_script" = element.test.mjs ] || [ "$test_script" = glare.test.mjs ]; then
+  if [ "$test_script" = firefox.test.mjs ]; then
+    [ -x /usr/bin/firefox-esr ] || skip "/usr/bin/firefox-esr is missing (apt-get install firefox-esr)"
+    [ -d "$here/node_modules/puppeteer-core" ] ||
+      skip "puppeteer-core is missing (tools/install-deps.sh --test, or npm ci in tests/browser)"
+  fi
+  if [ "$test_script" = element.test.mjs ] || [ "$test_script" = glare.test.mjs ] ||
+    [ "$test_script" = firefox.test.mjs ]; then
     command -v gst-launch-1.0 >/dev/null ||
       skip "gst-launch-1.0 is missing (apt-get install gstreamer1.0-tools)"
     gst-inspect-1.0 webrtccall >/dev/null 2>&1 || {
@@ -111,8 +120,9 @@ echo "server listening on $url"
 
 # In the background, so that a TERM (meson's timeout) is handled at once, not after node; in
 # a process group of its own, so that cleanup can end whatever node started.
-# reconnect.test.mjs starts and kills servers of its own.
-WCC_SERVER_BIN=$server setsid --wait node "$here/$test_script" "$url" &
+# reconnect.test.mjs starts and kills servers of its own. The browsers' profiles go into $tmp
+# (TMPDIR), so that they are removed even when node is killed.
+TMPDIR=$tmp WCC_SERVER_BIN=$server setsid --wait node "$here/$test_script" "$url" &
 node_pid=$!
 node_group=$node_pid
 set +e
