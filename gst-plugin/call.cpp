@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "codec-choice.h"
 #include "gref.h"
 #include "webrtccall.h"
 
@@ -15,35 +16,6 @@ GST_DEBUG_CATEGORY_EXTERN(webrtccall_debug);
 namespace webrtccall {
 
 namespace {
-
-// The payload type the remote offer uses for `codec` in m-line `mline`, or -1.
-int offered_pt(const GstSDPMessage* sdp, guint mline, const Codec& codec) {
-  if (mline >= gst_sdp_message_medias_len(sdp)) return -1;
-  const GstSDPMedia* media = gst_sdp_message_get_media(sdp, mline);
-  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
-    const GstSDPAttribute* a = gst_sdp_media_get_attribute(media, i);
-    if (g_strcmp0(a->key, "rtpmap") != 0 || !a->value) continue;
-    int pt = -1;
-    char name[32] = {0};
-    if (sscanf(a->value, "%d %31[^/]", &pt, name) != 2) continue;
-    if (g_ascii_strcasecmp(name, codec.encoding_name) != 0) continue;
-    if (g_str_equal(codec.encoding_name, "H264")) {
-      // Browsers decode constrained baseline in packetization mode 1 everywhere.
-      std::string want = "a=fmtp:" + std::to_string(pt);
-      bool mode1 = false, baseline = false;
-      for (guint j = 0; j < gst_sdp_media_attributes_len(media); ++j) {
-        const GstSDPAttribute* f = gst_sdp_media_get_attribute(media, j);
-        if (g_strcmp0(f->key, "fmtp") != 0 || !f->value) continue;
-        if (atoi(f->value) != pt) continue;
-        mode1 = strstr(f->value, "packetization-mode=1") != nullptr;
-        baseline = strstr(f->value, "profile-level-id=42") != nullptr;
-      }
-      if (!mode1 || !baseline) continue;
-    }
-    return pt;
-  }
-  return -1;
-}
 
 const char* media_kind(const GstSDPMessage* sdp, guint mline) {
   if (mline >= gst_sdp_message_medias_len(sdp)) return "";
@@ -125,6 +97,7 @@ Call::Call(Engine& engine, std::string peer, unsigned id, bool offerer, Settings
 
 Call::~Call() {
   if (remote_offer_) gst_sdp_message_free(remote_offer_);
+  for (Offered& o : offered_) gst_object_unref(o.transceiver);
 }
 
 void Call::later(std::function<void(Call&)> fn) {
@@ -201,14 +174,24 @@ bool Call::start(std::string& error) {
   if (!offerer_) return true;  // branches are linked once the offer tells the payload types
 
   bool has[2] = {false, false};
+  unsigned mlines = 0;
   {
     std::lock_guard lock(engine_.streams_mutex());
     for (Kind kind : {Kind::kVideo, Kind::kAudio}) {
       for (SinkStream* s : engine_.streams_of(kind)) {
-        const Codec* codec = s->codec               ? s->codec
-                             : kind == Kind::kVideo ? settings_.video_codec
-                                                    : &opus_codec();
-        if (link_branch(s, codec->default_pt, "sink_%u")) has[static_cast<int>(kind)] = true;
+        // Video we encode ourselves: every codec we can produce, the answer picks one.
+        bool several = kind == Kind::kVideo && engine_.producible(s).size() > 1;
+        // Each stream is one transceiver, m-lines in that order. The pads are named after
+        // their m-line: a pad linked after the answer (link_offered) must find its
+        // transceiver by m-line, and a pad of another m-line must not already have that name.
+        std::string pad = "sink_" + std::to_string(mlines);
+        bool ok = several ? offer_all_codecs(s)
+                          : link_branch(s, configured_codec(s), configured_codec(s)->default_pt,
+                                        pad.c_str());
+        if (ok) {
+          has[static_cast<int>(kind)] = true;
+          ++mlines;
+        }
       }
     }
   }
@@ -231,11 +214,90 @@ void Call::add_recvonly_transceiver(Kind kind) {
   if (trans) gst_object_unref(trans);
 }
 
+const Codec* Call::configured_codec(const SinkStream* stream) const {
+  return stream->codec                  ? stream->codec
+         : stream->kind == Kind::kVideo ? settings_.video_codec
+                                        : &opus_codec();
+}
+
+// Must hold the streams mutex. webrtcbin 1.22 offers the codecs of a sink pad's caps, and a
+// payloader sends one codec: a transceiver without a pad, whose codec-preferences list every
+// codec we can produce (the configured one first), offers them all; once the answer says which
+// the remote takes, a branch of that codec is linked to it (link_offered), so the call sends
+// the codec the remote picked and nothing else.
+bool Call::offer_all_codecs(SinkStream* stream) {
+  GstCaps* caps = gst_caps_new_empty();
+  for (const std::string& name :
+       offer_order(engine_.producible(stream), configured_codec(stream)->encoding_name)) {
+    const Codec* c = codec_by_encoding_name(name.c_str());
+    gst_caps_append(caps, rtp_caps(*c, c->default_pt));
+  }
+  GstWebRTCRTPTransceiver* trans = nullptr;
+  g_signal_emit_by_name(webrtc_, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV,
+                        caps, &trans);
+  gst_caps_unref(caps);
+  if (!trans) return false;
+  offered_.push_back({stream, trans});
+  return true;
+}
+
+// Offerer, once the answer is set: each stream offered with all its codecs is sent in the
+// codec the remote took, or not at all (with a warning saying why).
+void Call::link_offered() {
+  std::vector<SdpMedia> media = sdp_media(remote_text_);
+  std::lock_guard lock(engine_.streams_mutex());
+  for (Offered& o : offered_) {
+    guint mline = G_MAXUINT;
+    g_object_get(o.transceiver, "mlineindex", &mline, nullptr);
+    if (mline >= media.size()) continue;
+    if (rejected(media[mline])) continue;  // warned in remote_description
+    CodecChoice choice =
+        choose_codec(engine_.producible(o.stream), configured_codec(o.stream)->encoding_name,
+                     media[mline].formats);
+    if (!choice.ok()) {
+      GST_ELEMENT_WARNING(engine_.element(), STREAM, CODEC_NOT_FOUND,
+                          ("%s: %s is not sent to %s", choice.reason.c_str(),
+                           o.stream->name.c_str(), peer_.c_str()),
+                          ("m-line %u", mline));
+      continue;
+    }
+    if (!choice.reason.empty()) {
+      GST_INFO("call %u with %s: %s", id_, peer_.c_str(), choice.reason.c_str());
+    }
+    // webrtcbin 1.22 gives a send transceiver without a pad one of its own (when it makes the
+    // offer): link to that one, else ask for the m-line's.
+    GstPad* existing = nullptr;
+    GstIterator* it = gst_element_iterate_sink_pads(webrtc_);
+    GValue item = G_VALUE_INIT;
+    while (!existing && gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+      auto* p = GST_PAD(g_value_get_object(&item));
+      GstWebRTCRTPTransceiver* t = nullptr;
+      if (g_object_class_find_property(G_OBJECT_GET_CLASS(p), "transceiver")) {
+        g_object_get(p, "transceiver", &t, nullptr);
+      }
+      if (t == o.transceiver && !gst_pad_is_linked(p)) existing = GST_PAD(gst_object_ref(p));
+      if (t) gst_object_unref(t);
+      g_value_reset(&item);
+    }
+    g_value_unset(&item);
+    gst_iterator_free(it);
+    std::string pad = "sink_" + std::to_string(mline);
+    link_branch(o.stream, codec_by_encoding_name(choice.encoding.c_str()), choice.pt, pad.c_str(),
+                existing);
+    if (existing) gst_object_unref(existing);
+  }
+}
+
 // Must hold the streams mutex.
-bool Call::link_branch(SinkStream* stream, int pt, const char* sink_pad_name) {
-  const Codec* codec = stream->codec                  ? stream->codec
-                       : stream->kind == Kind::kVideo ? settings_.video_codec
-                                                      : &opus_codec();
+bool Call::link_branch(SinkStream* stream, const Codec* codec, int pt, const char* sink_pad_name,
+                       GstPad* existing_pad) {
+  GstElement* tee = engine_.acquire_codec_tee(stream, codec);
+  if (!tee) return false;
+  auto give_back = [&] {
+    // The engine may remove the encoder: not under the streams mutex, which we hold.
+    Engine* engine = &engine_;
+    engine_.defer([engine, stream, tee] { engine->release_codec_tee(stream, tee); });
+  };
   GstElement* queue = make_element("queue");
   GstElement* pay = make_element(codec->payloader);
   GstElement* filter = make_element("capsfilter");
@@ -243,6 +305,7 @@ bool Call::link_branch(SinkStream* stream, int pt, const char* sink_pad_name) {
     for (GstElement* e : {queue, pay, filter}) {
       if (e) gst_object_unref(gst_object_ref_sink(e));
     }
+    give_back();
     return false;
   }
   // A call that cannot keep up drops old data instead of stalling the other calls.
@@ -265,24 +328,29 @@ bool Call::link_branch(SinkStream* stream, int pt, const char* sink_pad_name) {
 
   std::vector<GstElement*> elements = {queue, pay, filter};
   name_elements(elements);
-  if (!add_and_link(engine_.bin(), elements)) return false;
-  GstPad* sink = gst_element_request_pad_simple(webrtc_, sink_pad_name);
+  if (!add_and_link(engine_.bin(), elements)) {
+    give_back();
+    return false;
+  }
+  GstPad* sink = existing_pad ? GST_PAD(gst_object_ref(existing_pad))
+                              : gst_element_request_pad_simple(webrtc_, sink_pad_name);
   GstPad* src = gst_element_get_static_pad(filter, "src");
   bool ok = sink && gst_pad_link(src, sink) == GST_PAD_LINK_OK;
   gst_object_unref(src);
   if (sink) gst_object_unref(sink);
-  GstPad* tee_pad = ok ? gst_element_request_pad_simple(stream->tee, "src_%u") : nullptr;
+  GstPad* tee_pad = ok ? gst_element_request_pad_simple(tee, "src_%u") : nullptr;
   GstPad* queue_sink = gst_element_get_static_pad(queue, "sink");
   ok = tee_pad && gst_pad_link(tee_pad, queue_sink) == GST_PAD_LINK_OK;
   gst_object_unref(queue_sink);
   if (!ok) {
     GST_WARNING("call %u: cannot link %s to webrtcbin %s", id_, stream->name.c_str(),
                 sink_pad_name);
-    if (tee_pad) gst_element_release_request_pad(stream->tee, tee_pad);
+    if (tee_pad) gst_element_release_request_pad(tee, tee_pad);
     for (GstElement* e : elements) set_state_and_remove(engine_.bin(), e);
+    give_back();
     return false;
   }
-  sends_.push_back({stream, tee_pad, elements});
+  sends_.push_back({stream, tee, codec, tee_pad, elements});
   return true;
 }
 
@@ -365,11 +433,37 @@ bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, st
     error = "renegotiation is not supported";
     return false;
   }
+  // A remote that rejects an m-line (port 0) keeps the others. Firefox leaves the ICE
+  // credentials and DTLS setup out of a rejected line, which webrtcbin 1.22 refuses for the
+  // whole answer; when that line was our BUNDLE tag (the first, video) and the others
+  // bundle-only, the whole call failed. Mending the answer (the bundle's credentials copied
+  // into the rejected line, which carries nothing) is local to the description and works
+  // whichever line the remote rejects; making sure a line the remote may reject never carries
+  // the bundle alone would instead depend on which kinds the remote accepts, unknown when we
+  // offer.
+  std::string mended_text = text;
+  if (type == GST_WEBRTC_SDP_TYPE_ANSWER) {
+    std::vector<unsigned> mended;
+    mended_text = mend_rejected_mlines(text, &mended);
+    if (!mended.empty()) {
+      GST_INFO("call %u: answer of %s mended: %zu rejected m-lines without ICE credentials", id_,
+               peer_.c_str(), mended.size());
+    }
+    std::vector<SdpMedia> media = sdp_media(mended_text);
+    for (std::size_t i = 0; i < media.size(); ++i) {
+      if (!rejected(media[i])) continue;
+      GST_ELEMENT_WARNING(engine_.element(), STREAM, CODEC_NOT_FOUND,
+                          ("%s rejected %s (m-line %zu): the call goes on without it",
+                           peer_.c_str(), media[i].kind.c_str(), i),
+                          (nullptr));
+    }
+  }
+  remote_text_ = mended_text;
   GstSDPMessage* sdp = nullptr;
   gst_sdp_message_new(&sdp);
-  if (text.empty() ||
-      gst_sdp_message_parse_buffer(reinterpret_cast<const guint8*>(text.data()),
-                                   static_cast<guint>(text.size()), sdp) != GST_SDP_OK ||
+  if (mended_text.empty() ||
+      gst_sdp_message_parse_buffer(reinterpret_cast<const guint8*>(mended_text.data()),
+                                   static_cast<guint>(mended_text.size()), sdp) != GST_SDP_OK ||
       gst_sdp_message_medias_len(sdp) == 0) {
     gst_sdp_message_free(sdp);
     error = "invalid SDP (no media)";
@@ -404,12 +498,16 @@ bool Call::remote_description(GstWebRTCSDPType type, const std::string& text, st
 void Call::on_remote_description_set() {
   remote_set_ = true;
   flush_pending_candidates();
-  if (offerer_) return;
+  if (offerer_) {
+    link_offered();
+    return;
+  }
 
   // Answerer: send our streams on the offered m-lines, with the offer's payload types.
   // webrtcbin 1.22 creates the transceivers of a remote offer only when answering; asking for
   // "sink_<m-line>" now creates one bound to that m-line, which the answer then uses.
   std::vector<SinkStream*> used;
+  std::vector<SdpMedia> lines = sdp_media(remote_text_);
   {
     std::lock_guard lock(engine_.streams_mutex());
     for (guint mline = 0; mline < gst_sdp_message_medias_len(remote_offer_); ++mline) {
@@ -422,21 +520,27 @@ void Call::on_remote_description_set() {
       } else {
         continue;
       }
+      if (mline < lines.size() && rejected(lines[mline])) continue;
       for (SinkStream* s : engine_.streams_of(kind)) {
         if (std::find(used.begin(), used.end(), s) != used.end()) continue;
-        const Codec* codec = s->codec               ? s->codec
-                             : kind == Kind::kVideo ? settings_.video_codec
-                                                    : &opus_codec();
-        int pt = offered_pt(remote_offer_, mline, *codec);
-        if (pt < 0) {
-          GST_ELEMENT_WARNING(engine_.element(), STREAM, CODEC_NOT_FOUND,
-                              ("%s does not accept %s: %s is not sent to it", peer_.c_str(),
-                               codec->encoding_name, s->name.c_str()),
-                              ("m-line %u", mline));
+        CodecChoice choice =
+            choose_codec(engine_.producible(s), configured_codec(s)->encoding_name,
+                         mline < lines.size() ? lines[mline].formats : std::vector<SdpFormat>{});
+        if (!choice.ok()) {
+          GST_ELEMENT_WARNING(
+              engine_.element(), STREAM, CODEC_NOT_FOUND,
+              ("%s: %s is not sent to %s", choice.reason.c_str(), s->name.c_str(), peer_.c_str()),
+              ("m-line %u", mline));
           continue;
         }
+        if (!choice.reason.empty()) {
+          GST_INFO("call %u with %s: %s", id_, peer_.c_str(), choice.reason.c_str());
+        }
         std::string pad = "sink_" + std::to_string(mline);
-        if (link_branch(s, pt, pad.c_str())) used.push_back(s);
+        if (link_branch(s, codec_by_encoding_name(choice.encoding.c_str()), choice.pt,
+                        pad.c_str())) {
+          used.push_back(s);
+        }
         break;
       }
     }
@@ -792,13 +896,15 @@ void Call::drain_webrtcbin() {
 void Call::finish_teardown() {
   GstBin* bin = engine_.bin();
   for (SendBranch& b : sends_) {
-    gst_element_release_request_pad(b.stream->tee, b.tee_pad);
+    gst_element_release_request_pad(b.tee, b.tee_pad);
     gst_object_unref(b.tee_pad);
   }
   if (webrtc_) set_state_and_remove(bin, webrtc_);
   webrtc_ = nullptr;
   for (SendBranch& b : sends_) {
     for (GstElement* e : b.elements) set_state_and_remove(bin, e);
+    // The last call of an encoder removes it.
+    engine_.release_codec_tee(b.stream, b.tee);
   }
   sends_.clear();
   std::vector<Receive> receives;

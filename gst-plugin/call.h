@@ -73,6 +73,8 @@ class Call {
  private:
   struct SendBranch {
     SinkStream* stream;
+    GstElement* tee;  // the codec's (Engine::acquire_codec_tee)
+    const Codec* codec;
     GstPad* tee_pad = nullptr;
     std::vector<GstElement*> elements;  // queue, payloader, capsfilter
   };
@@ -83,7 +85,15 @@ class Call {
 
   GstElement* make_webrtcbin();
   void configure_ice_agent();
-  bool link_branch(SinkStream* stream, int pt, const char* sink_pad_name);
+  // The codec the element is configured to send `stream` in (video-codec, or the input's).
+  const Codec* configured_codec(const SinkStream* stream) const;
+  // Links a branch of `codec` to webrtcbin's `existing_pad`, or to the pad `sink_pad_name`.
+  bool link_branch(SinkStream* stream, const Codec* codec, int pt, const char* sink_pad_name,
+                   GstPad* existing_pad = nullptr);
+  // The offerer's video: a transceiver offering every codec we can produce, linked to the
+  // codec the answer takes (link_offered).
+  bool offer_all_codecs(SinkStream* stream);
+  void link_offered();
   void add_recvonly_transceiver(Kind kind);
   void create_offer_or_answer(bool offer);
   void on_description_created(GstWebRTCSessionDescription* desc);
@@ -137,6 +147,12 @@ class Call {
   bool candidates_full_warned_ = false;
   std::vector<Fingerprint> remote_fingerprints_;
   GstSDPMessage* remote_offer_ = nullptr;  // kept until the answer is created
+  std::string remote_text_;                // the remote description as taken (mended)
+  struct Offered {
+    SinkStream* stream;
+    GstWebRTCRTPTransceiver* transceiver;
+  };
+  std::vector<Offered> offered_;  // streams whose codec the answer decides
 
   bool connected_ = false;
   gint64 started_us_;

@@ -159,6 +159,20 @@ void Engine::invoke(std::function<void()> fn) {
       new Invocation{std::move(fn)}, [](gpointer data) { delete static_cast<Invocation*>(data); });
 }
 
+void Engine::defer(std::function<void()> fn) {
+  if (!context_) return;
+  GSource* source = g_idle_source_new();
+  g_source_set_callback(
+      source,
+      [](gpointer data) -> gboolean {
+        static_cast<Invocation*>(data)->fn();
+        return G_SOURCE_REMOVE;
+      },
+      new Invocation{std::move(fn)}, [](gpointer data) { delete static_cast<Invocation*>(data); });
+  g_source_attach(source, context_);
+  g_source_unref(source);
+}
+
 void Engine::post(GstStructure* s) {
   gst_element_post_message(GST_ELEMENT(element_), gst_message_new_element(GST_OBJECT(element_), s));
 }
@@ -759,8 +773,7 @@ void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
   std::lock_guard lock(streams_mutex_);
   const Codec* encoded = codec_for_encoded_caps(caps);
   if (stream->chain_built) {
-    bool was_encoded = stream->codec && codec_for_encoded_caps(caps) == stream->codec;
-    if ((encoded != nullptr) != was_encoded && stream->codec) {
+    if (encoded != stream->codec) {
       GST_ELEMENT_WARNING(
           element_, STREAM, FORMAT,
           ("%s changed between raw and encoded input: not supported", stream->name.c_str()),
@@ -768,7 +781,6 @@ void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
     }
     return;
   }
-  Settings s = settings();
   std::vector<GstElement*> chain;
   if (encoded) {
     if (encoded->kind != stream->kind) {
@@ -777,19 +789,17 @@ void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
                         (nullptr));
       return;
     }
+    if (!stream->encoders.empty()) {
+      // Calls that started before the caps took the input for raw.
+      GST_ELEMENT_WARNING(
+          element_, STREAM, FORMAT,
+          ("%s: encoded input arrived after calls started encoding it", stream->name.c_str()),
+          (nullptr));
+    }
     stream->codec = encoded;  // passed through, never re-encoded
     chain = make_send_parser(*encoded);
-  } else {
-    stream->codec = stream->kind == Kind::kVideo ? s.video_codec : &opus_codec();
-    chain = make_encoder_chain(*stream->codec, s.video_bitrate_kbps);
-    if (chain.empty()) {
-      GST_ELEMENT_ERROR(element_, CORE, MISSING_PLUGIN,
-                        ("Cannot encode %s for %s: the encoder is missing", stream->name.c_str(),
-                         stream->codec->encoding_name),
-                        ("%s", stream->codec->encoder));
-      return;
-    }
   }
+  // Raw input: straight into the tee, the encoders hang off it (acquire_codec_tee).
   std::vector<GstElement*> all;
   all.push_back(stream->entry);
   for (GstElement* e : chain) all.push_back(e);
@@ -805,6 +815,164 @@ void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
   for (GstElement* e : chain) gst_element_sync_state_with_parent(e);
   stream->chain = chain;
   stream->chain_built = true;
+}
+
+std::vector<std::string> Engine::producible(const SinkStream* stream) const {
+  if (stream->codec) return {stream->codec->encoding_name};
+  // Which encoders and payloaders are installed does not change while the process runs.
+  static const std::vector<const Codec*> installed = [] {
+    std::vector<const Codec*> out;
+    auto have = [](const char* factory) {
+      if (!factory) return true;
+      GstElementFactory* f = gst_element_factory_find(factory);
+      if (f) gst_object_unref(f);
+      return f != nullptr;
+    };
+    for (const Codec& c : codecs()) {
+      if (have(c.encoder) && have(c.payloader) && have(c.parser)) out.push_back(&c);
+    }
+    return out;
+  }();
+  std::vector<std::string> out;
+  for (const Codec* c : installed) {
+    if (c->kind == stream->kind) out.emplace_back(c->encoding_name);
+  }
+  return out;
+}
+
+GstElement* Engine::acquire_codec_tee(SinkStream* stream, const Codec* codec) {
+  if (!codec || codec->kind != stream->kind) return nullptr;
+  if (stream->codec) return codec == stream->codec ? stream->tee : nullptr;
+  for (auto& enc : stream->encoders) {
+    if (enc->codec == codec) {
+      ++enc->users;
+      return enc->tee;
+    }
+  }
+  auto enc = std::make_unique<Encoder>();
+  enc->codec = codec;
+  enc->chain = make_encoder_chain(*codec, settings().video_bitrate_kbps);
+  if (enc->chain.empty()) {
+    GST_ELEMENT_WARNING(element_, CORE, MISSING_PLUGIN,
+                        ("Cannot encode %s for %s: the encoder is missing", stream->name.c_str(),
+                         codec->encoding_name),
+                        ("%s", codec->encoder));
+    return nullptr;
+  }
+  enc->tee = make_element("tee");
+  if (!enc->tee) {
+    for (GstElement* e : enc->chain) gst_object_unref(gst_object_ref_sink(e));
+    return nullptr;
+  }
+  // Between two calls of this codec, or while one is being unlinked, the encoder goes on.
+  g_object_set(enc->tee, "allow-not-linked", TRUE, nullptr);
+  std::vector<GstElement*> all = enc->chain;
+  all.push_back(enc->tee);
+  if (!add_and_link(bin(), all)) {
+    GST_ELEMENT_WARNING(
+        element_, CORE, NEGOTIATION,
+        ("Cannot build the %s encoder of %s", codec->encoding_name, stream->name.c_str()),
+        (nullptr));
+    return nullptr;
+  }
+  enc->input_pad = gst_element_request_pad_simple(stream->tee, "src_%u");
+  GstPad* sink = gst_element_get_static_pad(enc->chain.front(), "sink");
+  bool ok = enc->input_pad && gst_pad_link(enc->input_pad, sink) == GST_PAD_LINK_OK;
+  gst_object_unref(sink);
+  if (!ok) {
+    GST_ELEMENT_WARNING(
+        element_, CORE, NEGOTIATION,
+        ("Cannot link the %s encoder of %s", codec->encoding_name, stream->name.c_str()),
+        (nullptr));
+    if (enc->input_pad) {
+      gst_element_release_request_pad(stream->tee, enc->input_pad);
+      gst_object_unref(enc->input_pad);
+    }
+    for (GstElement* e : all) {
+      gst_element_set_state(e, GST_STATE_NULL);
+      gst_bin_remove(bin(), e);
+    }
+    return nullptr;
+  }
+  GST_INFO_OBJECT(element_, "%s: %s encoder started", stream->name.c_str(), codec->encoding_name);
+  enc->users = 1;
+  GstElement* tee = enc->tee;
+  stream->encoders.push_back(std::move(enc));
+  defer([this] { encoders_changed(); });
+  return tee;
+}
+
+void Engine::release_codec_tee(SinkStream* stream, GstElement* tee) {
+  std::unique_ptr<Encoder> retired;
+  GstElement* input_tee = nullptr;
+  {
+    std::lock_guard lock(streams_mutex_);
+    auto it = std::find_if(stream->encoders.begin(), stream->encoders.end(),
+                           [tee](const auto& e) { return e->tee == tee; });
+    if (it == stream->encoders.end() || --(*it)->users > 0) return;
+    retired = std::move(*it);
+    stream->encoders.erase(it);
+    input_tee = GST_ELEMENT(gst_object_ref(stream->tee));
+  }
+  GST_INFO_OBJECT(element_, "%s: %s encoder no longer used: removing it", stream->name.c_str(),
+                  retired->codec->encoding_name);
+  encoders_changed();
+  // Unlinked from the input's tee between two buffers (the tee goes on feeding the other
+  // encoders), then stopped and removed on the signaling thread.
+  struct Retire {
+    Engine* engine;
+    std::unique_ptr<Encoder> encoder;
+    GstElement* input_tee;
+    GMainContext* context;
+  };
+  auto* retire = new Retire{this, std::move(retired), input_tee, g_main_context_ref(context_)};
+  gst_pad_add_probe(
+      retire->encoder->input_pad, GST_PAD_PROBE_TYPE_IDLE,
+      [](GstPad* pad, GstPadProbeInfo*, gpointer data) -> GstPadProbeReturn {
+        auto* r = static_cast<Retire*>(data);
+        GstPad* sink = gst_element_get_static_pad(r->encoder->chain.front(), "sink");
+        gst_pad_unlink(pad, sink);
+        gst_object_unref(sink);
+        // An idle source: never inside this probe, which may run at once on this thread.
+        GSource* s = g_idle_source_new();
+        g_source_set_callback(
+            s,
+            [](gpointer d) -> gboolean {
+              auto* rt = static_cast<Retire*>(d);
+              GstBin* bin = rt->engine->bin();
+              std::vector<GstElement*> all = rt->encoder->chain;
+              all.push_back(rt->encoder->tee);
+              for (GstElement* e : all) {
+                gst_element_set_locked_state(e, TRUE);
+                gst_element_set_state(e, GST_STATE_NULL);
+                if (GST_OBJECT_PARENT(e) == GST_OBJECT(bin)) gst_bin_remove(bin, e);
+              }
+              gst_element_release_request_pad(rt->input_tee, rt->encoder->input_pad);
+              gst_object_unref(rt->encoder->input_pad);
+              gst_object_unref(rt->input_tee);
+              g_main_context_unref(rt->context);
+              delete rt;
+              return G_SOURCE_REMOVE;
+            },
+            r, nullptr);
+        g_source_attach(s, r->context);
+        g_source_unref(s);
+        return GST_PAD_PROBE_REMOVE;
+      },
+      retire, nullptr);
+}
+
+std::vector<std::string> Engine::encoders() {
+  std::vector<std::string> out;
+  std::lock_guard lock(streams_mutex_);
+  for (auto& s : streams_) {
+    for (auto& e : s->encoders) out.push_back(s->name + ":" + e->codec->encoding_name);
+  }
+  return out;
+}
+
+void Engine::encoders_changed() {
+  g_object_notify(G_OBJECT(element_), "encoders");
 }
 
 // webrtcbin never ends its network sinks, so a bin holding one would never post EOS and
@@ -874,6 +1042,18 @@ void Engine::release_sink_pad(GstPad* pad) {
     gst_element_set_state(e, GST_STATE_NULL);
     gst_bin_remove(bin(), e);
   }
+  // Encoders no call uses any more are removed as their last call ends; any left (a call
+  // that did not finish tearing down) go with the input.
+  for (auto& enc : stream->encoders) {
+    for (GstElement* e : enc->chain) {
+      gst_element_set_state(e, GST_STATE_NULL);
+      gst_bin_remove(bin(), e);
+    }
+    gst_element_set_state(enc->tee, GST_STATE_NULL);
+    gst_bin_remove(bin(), enc->tee);
+    gst_object_unref(enc->input_pad);
+  }
+  if (!stream->encoders.empty()) encoders_changed();
 }
 
 }  // namespace webrtccall

@@ -47,17 +47,32 @@ struct Settings {
   std::vector<std::string> ice_addresses;
 };
 
-// One request sink pad: input -> (encoder chain | parser) -> tee -> one branch per call.
+// One encoder of a raw input: the input's tee -> encoder chain -> its own tee -> one branch
+// per call that sends this codec. Created for the first such call, removed after the last.
+struct Encoder {
+  const Codec* codec = nullptr;
+  GstPad* input_pad = nullptr;  // the request pad on the input's tee
+  std::vector<GstElement*> chain;
+  GstElement* tee = nullptr;
+  unsigned users = 0;  // calls with a branch on `tee`
+};
+
+// One request sink pad. Encoded input: input -> parser -> tee -> one branch per call, sent as
+// is. Raw input: input -> tee -> one Encoder per codec in use (see above); the raw tee is
+// never relinked, so an encoder added or removed leaves the calls of the others alone.
 struct SinkStream {
   std::string name;
   Kind kind;
   GstElement* entry = nullptr;  // identity; the ghost pad's target
   GstElement* tee = nullptr;
   GstPad* ghost = nullptr;
-  const Codec* codec = nullptr;  // known once caps arrived (guarded by Engine::streams_mutex_)
+  // Guarded by Engine::streams_mutex_: the input's codec once caps said it is encoded (null:
+  // raw, or no caps yet, which is taken as raw).
+  const Codec* codec = nullptr;
   bool chain_built = false;
-  bool eos = false;  // EOS arrived on the pad
-  std::vector<GstElement*> chain;
+  bool eos = false;                // EOS arrived on the pad
+  std::vector<GstElement*> chain;  // encoded input: the parser
+  std::vector<std::unique_ptr<Encoder>> encoders;
 };
 
 class Engine {
@@ -80,6 +95,20 @@ class Engine {
   void hang_up(const std::optional<std::string>& peer);
   std::vector<std::string> users() const;
   std::vector<std::string> calls() const;
+  // "<sink pad>:<codec>" of every encoder running. Any thread.
+  std::vector<std::string> encoders();
+
+  // Codecs (encoding names) a call can send of `stream`: raw input, every codec of its kind
+  // whose encoder and payloader are installed; encoded input, its own. Streams mutex held.
+  std::vector<std::string> producible(const SinkStream* stream) const;
+  // The tee a call links its branch for `codec` of `stream` to (streams mutex held): the
+  // input's own for encoded input of that codec; for raw input, that codec's encoder's,
+  // started if no call sends that codec yet. Null when the codec cannot be sent. Each tee
+  // given out is handed back with release_codec_tee once the branch is unlinked.
+  GstElement* acquire_codec_tee(SinkStream* stream, const Codec* codec);
+  // Signaling thread, streams mutex not held: the last call of an encoder removes it (its
+  // input pad is unlinked between two buffers; the other encoders keep running).
+  void release_codec_tee(SinkStream* stream, GstElement* tee);
 
   // Used by calls (signaling thread unless said otherwise).
   _GstWebRTCCall* element() const { return element_; }
@@ -88,6 +117,9 @@ class Engine {
   GstWebRTCCallSignaller* signaller() const { return signaller_; }
   // Runs `fn` on the signaling thread (soon, never synchronously). Any thread.
   void invoke(std::function<void()> fn);
+  // Runs `fn` on the signaling thread later, never at once (also when called there). Any
+  // thread.
+  void defer(std::function<void()> fn);
   // Streams of one kind that calls should send.
   std::vector<SinkStream*> streams_of(Kind kind);
   std::mutex& streams_mutex() { return streams_mutex_; }
@@ -129,6 +161,7 @@ class Engine {
   void schedule_peer_retry();
   void maybe_call_peer();
   void build_stream_chain(SinkStream* stream, GstCaps* caps);
+  void encoders_changed();
 
   _GstWebRTCCall* element_;
   GstWebRTCCallSignaller* signaller_ = nullptr;

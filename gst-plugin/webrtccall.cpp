@@ -72,6 +72,7 @@ enum {
   PROP_SIGNALLER,
   PROP_USERS,
   PROP_CALLS,
+  PROP_ENCODERS,
   N_PROPS
 };
 GParamSpec* properties[N_PROPS];
@@ -499,6 +500,9 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
     case PROP_CALLS:
       g_value_take_boxed(value, to_strv(self->engine->calls()));
       return;
+    case PROP_ENCODERS:
+      g_value_take_boxed(value, to_strv(self->engine->encoders()));
+      return;
     default:
       break;
   }
@@ -721,6 +725,11 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       g_param_spec_boxed("users", "Users", "Who is online now", G_TYPE_STRV, ro);
   properties[PROP_CALLS] =
       g_param_spec_boxed("calls", "Calls", "The users we are in a call with", G_TYPE_STRV, ro);
+  properties[PROP_ENCODERS] = g_param_spec_boxed(
+      "encoders", "Encoders",
+      "The encoders running, one per input and codec that some call sends, as "
+      "\"<sink pad>:<codec>\" (\"video_0:H264\"); encoded input is never re-encoded",
+      G_TYPE_STRV, ro);
   g_object_class_install_properties(oc, N_PROPS, properties);
 
   /**
