@@ -1,11 +1,12 @@
 // bench/click-to-frame: from the click (or the element's `call`) to the first remote video
 // frame on each end of a call, through webrtc-call-server, for Chromium and Firefox (headless
 // Debian browsers, tests/browser/web-client.mjs and firefox.mjs) and webrtccall pipelines
-// (gst-launch-1.0, video-codec=vp8). Prints a table of p50/p95 over --calls calls per path; it
+// (gst-launch-1.0, video-codec=vp8 unless --codec). Prints a table of p50/p95 over --calls calls per path; it
 // is not a test and judges nothing. Exits 1 when the run went wrong (a browser or pipeline did
 // not start, more than half the calls of a path failed), 3 over its time limit.
 // Run by run.sh, inside a network namespace it makes, with the server already started:
 //   node click-to-frame.mjs SERVER-URL [--calls 30] [--warmup 1] [--browsers chromium,firefox]
+//                           [--codec vp8|h264|vp9]   (the pipelines' video-codec, default vp8)
 //
 // Paths, for each browser B:
 //   B -> pipeline   the page clicks the pipeline's user (auto-answer). From the click (the
@@ -33,8 +34,11 @@ const opt = (name, fallback) => {
 const CALLS = Number(opt("calls", 30));
 const WARMUP = Number(opt("warmup", 1));
 const BROWSERS = opt("browsers", "chromium,firefox").split(",");
-if (!url || !(CALLS > 0) || !(WARMUP >= 0) || BROWSERS.some((b) => !["chromium", "firefox"].includes(b))) {
-  console.error("usage: node click-to-frame.mjs SERVER-URL [--calls 30] [--warmup 1] [--browsers chromium,firefox]");
+const CODEC = opt("codec", "vp8");
+if (!url || !(CALLS > 0) || !(WARMUP >= 0) || BROWSERS.some((b) => !["chromium", "firefox"].includes(b)) ||
+    !["vp8", "h264", "vp9"].includes(CODEC)) {
+  console.error("usage: node click-to-frame.mjs SERVER-URL [--calls 30] [--warmup 1] " +
+                "[--browsers chromium,firefox] [--codec vp8|h264|vp9]");
   process.exit(2);
 }
 const wsUrl = new URL("ws", url).href.replace(/^http/, "ws");
@@ -124,7 +128,7 @@ async function pageFirstFrame(p) {
 
 // Enough fakesinks for every call of a path (the element numbers a call's pads in order).
 function pipeline(label, properties) {
-  return startPipeline(label, wsUrl, ["video-codec=vp8", ...properties], {receive: CALLS + WARMUP + 2});
+  return startPipeline(label, wsUrl, [`video-codec=${CODEC}`, ...properties], {receive: CALLS + WARMUP + 2});
 }
 
 // The first video buffer of a sink that had none before `used` was taken, on this process's clock.
@@ -288,7 +292,7 @@ const ms = (v) => (Number.isNaN(v) ? "-" : `${Math.round(v)}`);
 const cell = (values) => `${ms(pct(values, 50))} / ${ms(pct(values, 95))}`;
 
 console.log(`click-to-frame: first remote video frame after the click (or the element's call), ` +
-            `ms, p50 / p95 over ${CALLS} calls (${WARMUP} warm-up)`);
+            `ms, p50 / p95 over ${CALLS} calls (${WARMUP} warm-up), pipelines with video-codec=${CODEC}`);
 console.log("| path | calls | first frame at the caller | first frame at the callee |");
 console.log("|---|---|---|---|");
 for (const r of rows) {

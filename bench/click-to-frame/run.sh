@@ -3,7 +3,7 @@
 # Chromium, Firefox and webrtccall pipelines through one webrtc-call-server (see
 # click-to-frame.mjs and bench/README.md). Prints a table; not a test.
 #   bench/click-to-frame/run.sh SERVER-BINARY PLUGIN-DIR [--calls 30] [--warmup 1]
-#                               [--browsers chromium,firefox]
+#                               [--browsers chromium,firefox] [--codec vp8|h264|vp9]
 # or: meson compile -C build bench-click-to-frame
 # Everything runs inside a network namespace of its own (tests/netns-run.sh: lo and a veth pair
 # 10.77.0.1/.2), gone when the script exits; the server and whatever node started are stopped
