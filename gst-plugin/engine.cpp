@@ -5,6 +5,7 @@
 
 #include "call.h"
 #include "gref.h"
+#include "hangup-reason.h"
 #include "webrtccall-private.h"
 
 GST_DEBUG_CATEGORY_EXTERN(webrtccall_debug);
@@ -527,13 +528,7 @@ void Engine::on_remote_hang_up(const char* peer_c, const char* reason_c) {
   // Deliberate: the remote hung up or declined. Not deliberate: absent, gone, busy.
   bool deliberate = reason.empty() || reason == "declined" || reason == "hang-up";
   if (deliberate && peer == settings().peer) no_redial_.insert(peer);
-  std::string why = reason == "user-unavailable" ? peer + " is not online"
-                    : reason == "declined"       ? peer + " declined the call"
-                    : reason == "busy"           ? peer + " is busy"
-                    : reason == "disconnected"   ? peer + " disconnected from the server"
-                    : reason.empty()             ? peer + " hung up"
-                                                 : peer + " hung up (" + reason + ")";
-  end_call(peer, why, nullptr);
+  end_call(peer, describe_remote_hang_up(peer, reason), nullptr);
 }
 
 void Engine::on_failed(const GError* error) {
@@ -617,7 +612,7 @@ void Engine::call_ended(Call* call, const std::string& reason) {
   // A copy: end_call() may free the call (a teardown that finishes at once) and still
   // compares the peer with the `peer` property after that (ASan: heap-use-after-free).
   const std::string peer = call->peer();
-  end_call(peer, reason, "failed");
+  end_call(peer, reason, failure_hang_up_reason(reason).c_str());
 }
 
 void Engine::call_error(unsigned call_id, std::string message) {

@@ -17,6 +17,7 @@ build_pkgs=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev libnice-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-nice
+  python3-gi gir1.2-gstreamer-1.0  # the demo's pipeline user (examples/pipelines/demo-user.py)
 )
 test_pkgs=(
   libgtest-dev libgmock-dev

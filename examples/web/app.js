@@ -15,6 +15,7 @@
 //   ?name=alice               prefill the login name.
 
 import {Call, MediaAccessError} from "./call.js";
+import {failureReason, hangUpNotice} from "./outcome.js";
 import {Signaling} from "./signaling.js";
 
 const params = new URLSearchParams(location.search);
@@ -63,6 +64,7 @@ const ui = {
   hangUp: $("hangup-button"),
   localVideo: $("local-video"),
   remoteVideo: $("remote-video"),
+  videoNotice: $("video-notice"),
   chatForm: document.getElementById("chat-form"),
   chatInput: $("chat-input"),
   chatLog: $("chat-log"),
@@ -83,10 +85,14 @@ let listTrusted = true;
 let reconnectBanner = false;  // the banner shows the reconnection notice
 let retryTimer = 0;      // updates the "Reconnecting in N s" countdown
 let ringTimer = 0;       // ends an unanswered call
+let videoTimer = 0;      // checks that the peer's video arrives once the call is connected
 
 // Servers that drop offers to absent users silently (the sample's) would leave us calling
 // forever; a person gives up after about a minute too.
 const RING_TIMEOUT_MS = 60_000;
+// A connected call whose remote video shows no picture this long gets a notice (not an
+// error: the peer may send audio only, e.g. a pipeline without video input).
+const NO_VIDEO_NOTICE_MS = 4000;
 
 // ---- banner -------------------------------------------------------------------------------
 
@@ -228,14 +234,53 @@ function newCall(peer) {
     if (c !== call) return;
     const state = event.detail;
     if (state === "failed") {
-      endCall(`The connection to ${c.peer} failed: no network path between you.`, "error",
-              {notifyPeer: true});
+      iceFailed(c);
       return;
+    }
+    if (state === "connected" || state === "completed") {
+      c.iceConnected = true;
+      watchVideo(c);
     }
     mediaState = {checking: "connecting…", disconnected: "connection interrupted"}[state] ?? "";
     renderCall();
   });
+  c.addEventListener("connectionstate", (event) => {
+    if (c !== call || event.detail !== "failed") return;
+    // Chromium may say the connection failed before it says ICE did.
+    if (!c.iceConnected || c.iceState === "failed") {
+      iceFailed(c);
+      return;
+    }
+    endCall(`The connection to ${c.peer} failed (DTLS, after ICE connected).`, "error",
+            {notifyPeer: true, reason: failureReason("connection failed (DTLS)")});
+  });
   return c;
+}
+
+function iceFailed(c) {
+  endCall(`ICE failed: no network path between you and ${c.peer}.`, "error",
+          {notifyPeer: true, reason: "ice-failed"});
+}
+
+// Once connected: says so when the peer's video shows no picture within NO_VIDEO_NOTICE_MS
+// (no video track, or no frame), and hides the notice when a picture arrives.
+function watchVideo(c) {
+  if (videoTimer) return;
+  const since = Date.now();
+  const check = () => {
+    if (c !== call) return;
+    const hasPicture = ui.remoteVideo.videoWidth > 0;
+    if (hasPicture) {
+      ui.videoNotice.hidden = true;
+    } else if (Date.now() - since >= NO_VIDEO_NOTICE_MS) {
+      const tracks = c.remoteStream.getVideoTracks().length;
+      ui.videoNotice.textContent = tracks === 0
+          ? `${c.peer} sends no video (audio only).`
+          : `${c.peer} sends no video: no picture has arrived.`;
+      ui.videoNotice.hidden = false;
+    }
+  };
+  videoTimer = setInterval(check, 250);
 }
 
 // Ends the call in progress here. notifyPeer: tell the peer with a `hang-up` (with `reason`).
@@ -244,6 +289,9 @@ function endCall(notice = "", kind = "info", {notifyPeer = false, reason} = {}) 
   const c = call;
   call = null;
   mediaState = "";
+  clearInterval(videoTimer);
+  videoTimer = 0;
+  ui.videoNotice.hidden = true;
   if (notifyPeer) sendToPeer({type: "hang-up", target: c.peer, ...(reason ? {reason} : {})});
   c.close();
   ui.remoteVideo.srcObject = null;
@@ -258,7 +306,7 @@ function callFailed(c, err) {
   if (c !== call) return;  // a call that already ended: its late failures do not matter
   console.error("call failed", err);
   const text = err instanceof MediaAccessError ? err.message : `The call failed: ${err.message}`;
-  endCall(text, "error", {notifyPeer: true});
+  endCall(text, "error", {notifyPeer: true, reason: failureReason(err.message)});
 }
 
 async function startCall(peer) {
@@ -350,23 +398,8 @@ function onCandidate(msg) {
 
 function onHangUp(msg) {
   if (!call || (msg.name ?? call.peer) !== call.peer) return;
-  const peer = call.peer;
-  switch (msg.reason) {
-    case "declined":
-      endCall(`${peer} declined the call.`);
-      break;
-    case "busy":
-      endCall(`${peer} is busy in another call.`);
-      break;
-    case "user-unavailable":
-      endCall(`${peer} is not online.`, "error");
-      break;
-    case "disconnected":
-      endCall(`${peer} went offline.`);
-      break;
-    default:
-      endCall(callState === "in-call" ? `${peer} hung up.` : `${peer} ended the call.`);
-  }
+  const {text, kind} = hangUpNotice(call.peer, msg.reason, callState === "in-call");
+  endCall(text, kind);
 }
 
 function onUserList(msg) {

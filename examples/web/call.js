@@ -7,6 +7,7 @@
 //   "localstream"  the camera and microphone are open (this.localStream)
 //   "remotetrack"  a track of the peer arrived (this.remoteStream holds them all)
 //   "icestate"     detail: RTCPeerConnection.iceConnectionState
+//   "connectionstate"  detail: RTCPeerConnection.connectionState (ICE and DTLS)
 
 /** An error opening the camera or microphone, with a message for the user. */
 export class MediaAccessError extends Error {}
@@ -54,6 +55,8 @@ export class Call extends EventTarget {
   remoteStream = new MediaStream();
   /** The offer of an incoming call, until it is accepted. */
   pendingOffer = null;
+  /** ICE has connected at least once (set by the application from "icestate"). */
+  iceConnected = false;
 
   #pc;
   #send;
@@ -86,6 +89,13 @@ export class Call extends EventTarget {
     pc.addEventListener("iceconnectionstatechange", () => {
       this.dispatchEvent(new CustomEvent("icestate", {detail: pc.iceConnectionState}));
     });
+    pc.addEventListener("connectionstatechange", () => {
+      this.dispatchEvent(new CustomEvent("connectionstate", {detail: pc.connectionState}));
+    });
+  }
+
+  get iceState() {
+    return this.#pc.iceConnectionState;
   }
 
   get closed() {

@@ -8,7 +8,8 @@
 //      "gst3", sending only, the same with gst-launch -e (the element's EOS path).
 //   3. The page calls "gst" again and then closes its RTCPeerConnection without a word on the
 //      signaling channel (its WebSocket stays open): the element ends the call by itself
-//      within its call-timeout (4 s here), "remote gone". A third call still works.
+//      within its call-timeout (4 s here), "remote gone", and the page is told "timeout".
+//      A third call still works.
 // Run by run.sh (element mode), which makes the network namespace and starts the server.
 //   node element.test.mjs http://127.0.0.1:PORT/
 // Needs gst-launch-1.0 and GST_PLUGIN_PATH with the built webrtccall plugin.
@@ -445,8 +446,8 @@ try {
   });
 
   // Stops a calling pipeline with SIGINT: the element hangs up on its way to NULL, so the
-  // page returns to idle told "<name> hung up." (the server's hang-up for a user who
-  // disconnected would say "<name> went offline."); gst-launch exits 0.
+  // page returns to idle told "<name> hung up: its pipeline stopped." (the server's hang-up
+  // for a user who disconnected would say "<name> went offline."); gst-launch exits 0.
   async function stopAndExpectHangUp(gst, pageName) {
     const stoppedAt = Date.now();
     gst.kill("SIGINT");
@@ -461,7 +462,8 @@ try {
       throw new Error(`${err.message}.${why}`);
     });
     const idleAt = Date.now();
-    await expectBanner(pageName, `${gst.label} hung up`);
+    // The element's hang-up says why: its pipeline stopped (reason "stopped").
+    await expectBanner(pageName, `${gst.label} hung up: its pipeline stopped`);
     timings.push(`${gst.label} stopped: SIGINT -> ${pageName} idle ${seconds(idleAt - stoppedAt)}`);
     const exit = await within(10_000, gst.exited);
     if (!exit) throw new Error(`${gst.label} did not exit within 10 s of SIGINT`);
@@ -524,9 +526,9 @@ try {
     const closed = clients.web.sockets.filter((s) => s.closed);
     if (closed.length) throw new Error(`web's WebSocket closed: ${closed.map((s) => s.url)}`);
     await waitForState(web, "connection-state", "connected", 1000);
-    // The element tells the page with a hang-up: the page returns to idle.
+    // The element tells the page with a hang-up (reason "timeout"): the page returns to idle.
     await expectIdle("web");
-    await expectBanner("web", "gst hung up");
+    await expectBanner("web", "gst ended the call: timeout");
     gst.check();
   });
 

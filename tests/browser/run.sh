@@ -4,7 +4,9 @@
 #   tests/browser/run.sh SERVER-BINARY WEB-ROOT [TEST]
 # (TEST reconnect.test.mjs: the server dies under a call and comes back; the pages reconnect.)
 # (TEST glare.test.mjs: a page and a pipeline call each other at once; needs what
-# element.test.mjs needs. TEST spoof.test.mjs: a third user's hang-ups, answers, candidates and
+# element.test.mjs needs. TEST demo.test.mjs: runs examples/demo.sh, which starts a server of
+# its own, and calls its pipeline user; needs Debian's python3-gi too. TEST outcomes.test.mjs:
+# why calls end, as the page tells it; needs what element.test.mjs needs. TEST spoof.test.mjs: a third user's hang-ups, answers, candidates and
 # offer do not disturb a call between two pages. TEST firefox.test.mjs: Debian's firefox-esr,
 # driven by puppeteer-core, with Chromium and pipelines; needs what element.test.mjs needs.)
 # TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
@@ -26,8 +28,8 @@ if [ $# -lt 2 ] || [ $# -gt 3 ]; then
 fi
 test_script=${3:-call.test.mjs}
 case $test_script in
-  call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs) ;;
-  firefox.test.mjs) ;;
+  call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs | \
+    demo.test.mjs | outcomes.test.mjs | firefox.test.mjs) ;;
   *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
 esac
 
@@ -43,20 +45,24 @@ if [ "${WCC_BROWSER_IN_NETNS:-}" != 1 ]; then
     skip "playwright-core is missing (tools/install-deps.sh --test, or npm ci in tests/browser)"
   [ -x "$1" ] || { echo "FAIL: server binary $1 not found or not executable" >&2; exit 1; }
   [ -f "$2/index.html" ] || { echo "FAIL: $2/index.html not found" >&2; exit 1; }
+  if [ "$test_script" = demo.test.mjs ]; then
+    /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0")' 2>/dev/null ||
+      skip "the demo's pipeline user needs Debian's python3-gi and gir1.2-gstreamer-1.0"
+  fi
   if [ "$test_script" = firefox.test.mjs ]; then
     [ -x /usr/bin/firefox-esr ] || skip "/usr/bin/firefox-esr is missing (apt-get install firefox-esr)"
     [ -d "$here/node_modules/puppeteer-core" ] ||
       skip "puppeteer-core is missing (tools/install-deps.sh --test, or npm ci in tests/browser)"
   fi
-  if [ "$test_script" = element.test.mjs ] || [ "$test_script" = glare.test.mjs ] ||
-    [ "$test_script" = firefox.test.mjs ]; then
+  case $test_script in element.test.mjs | glare.test.mjs | demo.test.mjs | outcomes.test.mjs | firefox.test.mjs)
     command -v gst-launch-1.0 >/dev/null ||
       skip "gst-launch-1.0 is missing (apt-get install gstreamer1.0-tools)"
     gst-inspect-1.0 webrtccall >/dev/null 2>&1 || {
       echo "FAIL: gst-inspect-1.0 finds no webrtccall element (GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-})" >&2
       exit 1
     }
-  fi
+    ;;
+  esac
   export WCC_BROWSER_IN_NETNS=1
   server=$(realpath "$1")
   web_root=$(realpath "$2")

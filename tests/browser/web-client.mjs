@@ -7,7 +7,8 @@ export const STEP_TIMEOUT_MS = 20_000;
 
 // Debian's Chromium (never a downloaded one), with a fake camera and microphone that pages
 // may use without asking, and without the background traffic this closed network refuses.
-export function launchChromium() {
+// extraArgs: more switches, e.g. --use-file-for-fake-video-capture=FILE.y4m.
+export function launchChromium(extraArgs = []) {
   return chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
@@ -22,6 +23,7 @@ export function launchChromium() {
       "--disable-sync",
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
+      ...extraArgs,
     ],
   });
 }
@@ -77,11 +79,11 @@ export async function bannerText(page) {
 }
 
 // Waits until the page named `name` shows `words` in its error banner; returns the text.
-export async function expectBanner(page, name, words) {
+export async function expectBanner(page, name, words, timeoutMs = STEP_TIMEOUT_MS) {
   await waitForPage(page, ([w]) => {
     const banner = document.querySelector('[data-testid="error-banner"]');
     return !banner.hidden && banner.textContent.includes(w);
-  }, [words]).catch(async () => {
+  }, [words], {timeout: timeoutMs}).catch(async () => {
     throw new Error(`${name} should be told "${words}", the banner says "${await bannerText(page)}"`);
   });
   return bannerText(page);
