@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what gst-webrtc-call needs on Debian 12, and nothing that is already there.
-# Idempotent: run it as often as you like. Debian packages only, plus playwright-core from
-# npm for the browser tests (it drives Debian's /usr/bin/chromium; it never downloads a browser).
+# Idempotent: run it as often as you like. Debian packages only, plus playwright-core and
+# puppeteer-core from npm for the browser tests (they drive Debian's /usr/bin/chromium and
+# /usr/bin/firefox-esr; no browser is ever downloaded).
 #   tools/install-deps.sh          build and run (the demo)
 #   tools/install-deps.sh --test   also everything the test suite needs
 set -euo pipefail
@@ -20,7 +21,7 @@ build_pkgs=(
 )
 test_pkgs=(
   libgtest-dev libgmock-dev
-  chromium nodejs npm iproute2 curl openssl procps coturn nftables
+  chromium firefox-esr nodejs npm iproute2 curl openssl procps coturn nftables
   python3-matplotlib  # bench/soak plots (bench/results/*.png)
   # The libFuzzer build (clang's libFuzzer and sanitizer runtimes) and symbolized stacks.
   clang libclang-rt-14-dev llvm
@@ -49,10 +50,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$want_tests" = 1 ]; then
-  want=$(sed -n 's/.*"playwright-core": "\([0-9.]*\)".*/\1/p' tests/browser/package.json)
-  have=$(sed -n 's/^  "version": "\(.*\)",/\1/p' tests/browser/node_modules/playwright-core/package.json 2>/dev/null || true)
-  if [ "$want" != "$have" ]; then
-    echo "Installing playwright-core (pinned in tests/browser/package-lock.json)"
-    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  # The versions pinned in package.json against those in node_modules.
+  stale=0
+  for module in playwright-core puppeteer-core; do
+    want=$(sed -n "s/.*\"$module\": \"\([0-9.]*\)\".*/\1/p" tests/browser/package.json)
+    have=$(sed -n 's/^  "version": "\(.*\)",/\1/p' "tests/browser/node_modules/$module/package.json" 2>/dev/null || true)
+    [ "$want" = "$have" ] || stale=1
+  done
+  if [ "$stale" = 1 ]; then
+    echo "Installing playwright-core and puppeteer-core (pinned in tests/browser/package-lock.json)"
+    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 \
+      npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi

@@ -11,6 +11,8 @@
 # (TEST mdn.test.mjs, late-track.test.mjs, seed.test.mjs: pages of foreign browser apps,
 # tests/browser/apps, against pipelines and each other, through servers the test starts; need
 # what element.test.mjs needs. mdn-web.test.mjs: the mdn-like page and the web client.)
+# (TEST firefox.test.mjs: Debian's firefox-esr, driven by puppeteer-core, with Chromium and
+# pipelines; needs what element.test.mjs needs.)
 # TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
 # or element.test.mjs (pages and gst-launch-1.0 pipelines with the webrtccall element call
 # each other; needs gst-launch-1.0 and GST_PLUGIN_PATH with the built plugin).
@@ -18,7 +20,8 @@
 # also on failure): ICE must never see the machine's real interfaces. It holds lo and a veth
 # pair (10.77.0.1/24, 10.77.0.2/24), since Chromium gathers no loopback candidates.
 # Exits 77 (skip) when Chromium, Node.js or playwright-core (tools/install-deps.sh --test) is
-# missing, or gst-launch-1.0 for element.test.mjs.
+# missing, or gst-launch-1.0 for element.test.mjs, or firefox-esr or puppeteer-core for
+# firefox.test.mjs.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +33,7 @@ fi
 test_script=${3:-call.test.mjs}
 case $test_script in
   call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs | \
-    demo.test.mjs | outcomes.test.mjs) ;;
+    demo.test.mjs | outcomes.test.mjs | firefox.test.mjs) ;;
   mdn.test.mjs | late-track.test.mjs | seed.test.mjs | mdn-web.test.mjs) ;;
   *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
 esac
@@ -51,9 +54,14 @@ if [ "${WCC_BROWSER_IN_NETNS:-}" != 1 ]; then
     /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0")' 2>/dev/null ||
       skip "the demo's pipeline user needs Debian's python3-gi and gir1.2-gstreamer-1.0"
   fi
+  if [ "$test_script" = firefox.test.mjs ]; then
+    [ -x /usr/bin/firefox-esr ] || skip "/usr/bin/firefox-esr is missing (apt-get install firefox-esr)"
+    [ -d "$here/node_modules/puppeteer-core" ] ||
+      skip "puppeteer-core is missing (tools/install-deps.sh --test, or npm ci in tests/browser)"
+  fi
   case $test_script in
     element.test.mjs | glare.test.mjs | demo.test.mjs | outcomes.test.mjs | mdn.test.mjs | \
-      late-track.test.mjs | seed.test.mjs)
+      late-track.test.mjs | seed.test.mjs | firefox.test.mjs)
       needs_element=1 ;;
     *) needs_element=0 ;;
   esac
@@ -128,8 +136,9 @@ echo "server listening on $url"
 
 # In the background, so that a TERM (meson's timeout) is handled at once, not after node; in
 # a process group of its own, so that cleanup can end whatever node started.
-# reconnect.test.mjs starts and kills servers of its own.
-WCC_SERVER_BIN=$server setsid --wait node "$here/$test_script" "$url" &
+# reconnect.test.mjs starts and kills servers of its own. The browsers' profiles go into $tmp
+# (TMPDIR), so that they are removed even when node is killed.
+TMPDIR=$tmp WCC_SERVER_BIN=$server setsid --wait node "$here/$test_script" "$url" &
 node_pid=$!
 node_group=$node_pid
 set +e
