@@ -1,23 +1,25 @@
 // Codecs the remote can take (issue 9): the element falls back to a codec the remote offers or
 // answers, encodes raw input once per codec in use, never transcodes encoded input, and keeps
 // the call when the remote rejects the video m-line. Remotes are our element and a bare
-// webrtcbin that has VP8 only (vp8-peer.h), through the real server, inside a network
+// webrtcbin that has VP8 only (bare-peer.h), through the real server, inside a network
 // namespace of the test's own (tests/netns-run.sh).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
+#include "bare-peer.h"
 #include "codec-choice.h"
 #include "peer.h"
-#include "vp8-peer.h"
 
+using test::BareClient;
 using test::Peer;
 using test::PeerOptions;
 using test::ServerProcess;
-using test::Vp8Peer;
-using test::Vp8PeerOptions;
 
 namespace {
+
+// The remote with VP8 only: a VP8 camera and an Opus microphone.
+const test::BarePeerOptions kVp8AndOpus{.send = {"video", "audio"}};
 
 std::vector<std::string> strv_property(GstElement* e, const char* name) {
   gchar** v = nullptr;
@@ -80,17 +82,17 @@ class Codecs : public ::testing::Test {
 TEST_F(Codecs, H264ElementAnswersAVp8OnlyOfferWithVp8) {
   Peer gst("gst", server_.ws_url(), {.extra = "video-codec=h264"});
   ASSERT_TRUE(gst.play());
-  Vp8Peer vp8(server_.ws_url(), "vp8peer");
-  ASSERT_TRUE(vp8.client().registered_with("gst"));
-  vp8.call("gst");
-  ASSERT_TRUE(vp8.run_until([&] {
-    return vp8.video_frames > 30 && vp8.audio_buffers > 30 && gst.video_buffers > 30 &&
+  BareClient vp8(server_.ws_url(), "vp8peer", kVp8AndOpus);
+  ASSERT_TRUE(vp8.client.registered_with("gst"));
+  vp8.peer.call("gst");
+  ASSERT_TRUE(vp8.until([&] {
+    return vp8.peer.video_frames > 30 && vp8.peer.audio_buffers > 30 && gst.video_buffers > 30 &&
            gst.audio_buffers > 30;
-  })) << vp8.video_frames
-      << " " << vp8.audio_buffers << " " << gst.video_buffers << " " << gst.audio_buffers;
-  EXPECT_EQ(vp8.received_video_encoding(), "VP8");
-  EXPECT_EQ(codecs_of(vp8.remote_sdp(), "video"), std::vector<std::string>{"VP8"})
-      << vp8.remote_sdp();
+  })) << vp8.peer.video_frames
+      << " " << vp8.peer.audio_buffers << " " << gst.video_buffers << " " << gst.audio_buffers;
+  EXPECT_EQ(vp8.peer.received_video_encoding(), "VP8");
+  EXPECT_EQ(codecs_of(vp8.peer.last_remote_answer, "video"), std::vector<std::string>{"VP8"})
+      << vp8.peer.last_remote_answer;
   // Only the codec in use is encoded: no H.264 encoder runs for nobody.
   EXPECT_EQ(encoders(gst), (std::vector<std::string>{"audio_0:OPUS", "video_0:VP8"}));
   EXPECT_EQ(count_factory(gst.element(), "openh264enc"), 0);
@@ -98,22 +100,22 @@ TEST_F(Codecs, H264ElementAnswersAVp8OnlyOfferWithVp8) {
 }
 
 TEST_F(Codecs, H264ElementCallingAVp8OnlyPeerOffersAllAndSendsVp8) {
-  Vp8Peer vp8(server_.ws_url(), "vp8peer");
+  BareClient vp8(server_.ws_url(), "vp8peer", kVp8AndOpus);
   Peer gst("gst", server_.ws_url(), {.peer = "vp8peer", .extra = "video-codec=h264"});
   ASSERT_TRUE(gst.play());
-  ASSERT_TRUE(vp8.run_until([&] {
-    return vp8.video_frames > 30 && vp8.audio_buffers > 30 && gst.video_buffers > 30 &&
+  ASSERT_TRUE(vp8.until([&] {
+    return vp8.peer.video_frames > 30 && vp8.peer.audio_buffers > 30 && gst.video_buffers > 30 &&
            gst.audio_buffers > 30;
-  })) << vp8.video_frames
-      << " " << vp8.audio_buffers << " " << gst.video_buffers << " " << gst.audio_buffers;
+  })) << vp8.peer.video_frames
+      << " " << vp8.peer.audio_buffers << " " << gst.video_buffers << " " << gst.audio_buffers;
   // Our offer: every codec we produce, the configured one first.
-  std::vector<std::string> offered = codecs_of(vp8.remote_sdp(), "video");
-  ASSERT_FALSE(offered.empty()) << vp8.remote_sdp();
+  std::vector<std::string> offered = codecs_of(vp8.peer.last_remote_offer, "video");
+  ASSERT_FALSE(offered.empty()) << vp8.peer.last_remote_offer;
   EXPECT_EQ(offered.front(), "H264");
   EXPECT_NE(std::find(offered.begin(), offered.end(), "VP8"), offered.end());
   // Its answer: VP8 only; that is what we send, and all we encode.
-  EXPECT_EQ(codecs_of(vp8.sent_sdp(), "video"), std::vector<std::string>{"VP8"});
-  EXPECT_EQ(vp8.received_video_encoding(), "VP8");
+  EXPECT_EQ(codecs_of(vp8.peer.last_local_answer, "video"), std::vector<std::string>{"VP8"});
+  EXPECT_EQ(vp8.peer.received_video_encoding(), "VP8");
   EXPECT_EQ(encoders(gst), (std::vector<std::string>{"audio_0:OPUS", "video_0:VP8"}));
   EXPECT_TRUE(gst.errors().empty());
 }
@@ -128,13 +130,15 @@ TEST_F(Codecs, OneEncoderPerCodecInUseRemovedWithItsLastCall) {
   EXPECT_EQ(encoders(gst), (std::vector<std::string>{"audio_0:OPUS", "video_0:H264"}));
 
   {
-    Vp8Peer vp8(server_.ws_url(), "vp8peer");
-    ASSERT_TRUE(vp8.client().registered_with("gst"));
-    vp8.call("gst");
+    BareClient vp8(server_.ws_url(), "vp8peer", kVp8AndOpus);
+    ASSERT_TRUE(vp8.client.registered_with("gst"));
+    vp8.peer.call("gst");
     int before = h264.video_buffers;
-    ASSERT_TRUE(vp8.run_until([&] { return vp8.video_frames > 30 && vp8.audio_buffers > 30; }))
-        << vp8.video_frames << " " << vp8.audio_buffers;
-    EXPECT_EQ(vp8.received_video_encoding(), "VP8");
+    ASSERT_TRUE(vp8.until([&] {
+      return vp8.peer.video_frames > 30 && vp8.peer.audio_buffers > 30;
+    })) << vp8.peer.video_frames
+        << " " << vp8.peer.audio_buffers;
+    EXPECT_EQ(vp8.peer.received_video_encoding(), "VP8");
     // Two calls, two codecs: one encoder each (and one Opus encoder for both).
     EXPECT_EQ(encoders(gst),
               (std::vector<std::string>{"audio_0:OPUS", "video_0:H264", "video_0:VP8"}));
@@ -142,8 +146,8 @@ TEST_F(Codecs, OneEncoderPerCodecInUseRemovedWithItsLastCall) {
     EXPECT_EQ(count_factory(gst.element(), "vp8enc"), 1);
     EXPECT_EQ(count_factory(gst.element(), "opusenc"), 1);
     EXPECT_GT(h264.video_buffers, before + 30) << "the H.264 call stalled while VP8 started";
-    vp8.client().send(R"({"type":"hang-up","target":"gst"})");
-    ASSERT_TRUE(vp8.run_until([&] {
+    vp8.client.send(R"({"type":"hang-up","target":"gst"})");
+    ASSERT_TRUE(vp8.until([&] {
       return gst.has_message("webrtccall-call-ended", {{"peer", "vp8peer"}});
     }));
   }
@@ -165,23 +169,25 @@ TEST_F(Codecs, OneEncoderPerCodecInUseRemovedWithItsLastCall) {
 }
 
 TEST_F(Codecs, RemoteRejectingVideoKeepsTheAudio) {
-  Vp8Peer rejecter(server_.ws_url(), "rejecter", {.reject_video = true});
+  BareClient rejecter(server_.ws_url(), "rejecter", {.send = {"audio"}, .reject_video = true});
   Peer gst("gst", server_.ws_url(), {.peer = "rejecter", .extra = "video-codec=h264"});
   ASSERT_TRUE(gst.play());
-  ASSERT_TRUE(rejecter.run_until([&] {
-    return rejecter.audio_buffers > 50 && gst.audio_buffers > 50;
-  })) << rejecter.audio_buffers
+  ASSERT_TRUE(rejecter.until([&] {
+    return rejecter.peer.audio_buffers > 50 && gst.audio_buffers > 50;
+  })) << rejecter.peer.audio_buffers
       << " " << gst.audio_buffers << " " << (gst.warnings().empty() ? "" : gst.warnings().back());
   // The answer is what Firefox sends for a video line it cannot take.
-  auto media = webrtccall::sdp_media(rejecter.sent_sdp());
+  auto media = webrtccall::sdp_media(rejecter.peer.last_local_answer);
   ASSERT_EQ(media.size(), 2u);
-  EXPECT_TRUE(webrtccall::rejected(media[0])) << rejecter.sent_sdp();
-  EXPECT_EQ(rejecter.sent_sdp().find("a=ice-ufrag", rejecter.sent_sdp().find("m=video")),
-            rejecter.sent_sdp().find("a=ice-ufrag", rejecter.sent_sdp().find("m=audio")));
+  EXPECT_TRUE(webrtccall::rejected(media[0])) << rejecter.peer.last_local_answer;
+  EXPECT_EQ(rejecter.peer.last_local_answer.find("a=ice-ufrag",
+                                                 rejecter.peer.last_local_answer.find("m=video")),
+            rejecter.peer.last_local_answer.find("a=ice-ufrag",
+                                                 rejecter.peer.last_local_answer.find("m=audio")));
   EXPECT_TRUE(has_warning(gst, "rejecter rejected video"));
   EXPECT_FALSE(gst.has_message("webrtccall-call-ended", {}));
   EXPECT_EQ(gst.calls(), std::vector<std::string>{"rejecter"});
-  EXPECT_EQ(rejecter.video_frames, 0);
+  EXPECT_EQ(rejecter.peer.video_frames, 0);
   // Nothing encodes video for nobody.
   EXPECT_EQ(encoders(gst), std::vector<std::string>{"audio_0:OPUS"});
   EXPECT_TRUE(gst.errors().empty());
@@ -195,20 +201,20 @@ TEST_F(Codecs, EncodedInputIsNeverTranscoded) {
                      "framerate=30/1 ! openh264enc ! video/x-h264,profile=constrained-baseline "
                      "! call.video_0"});
   ASSERT_TRUE(gst.play());
-  Vp8Peer vp8(server_.ws_url(), "vp8peer");
-  ASSERT_TRUE(vp8.client().registered_with("gst"));
-  vp8.call("gst");
-  ASSERT_TRUE(vp8.run_until([&] { return vp8.audio_buffers > 50 && gst.audio_buffers > 50; }))
-      << vp8.audio_buffers << " " << gst.audio_buffers;
+  BareClient vp8(server_.ws_url(), "vp8peer", kVp8AndOpus);
+  ASSERT_TRUE(vp8.client.registered_with("gst"));
+  vp8.peer.call("gst");
+  ASSERT_TRUE(vp8.until([&] { return vp8.peer.audio_buffers > 50 && gst.audio_buffers > 50; }))
+      << vp8.peer.audio_buffers << " " << gst.audio_buffers;
   EXPECT_TRUE(has_warning(gst, "no common codec: remote offers VP8; we produce H264"))
       << (gst.warnings().empty() ? "no warning" : gst.warnings().back());
-  EXPECT_EQ(vp8.video_frames, 0);
+  EXPECT_EQ(vp8.peer.video_frames, 0);
   // No encoder in the bin but Opus (the raw audio's): the H.264 input is not re-encoded.
   EXPECT_EQ(encoders(gst), std::vector<std::string>{"audio_0:OPUS"});
   EXPECT_EQ(count_factory(gst.element(), "vp8enc"), 0);
   EXPECT_EQ(count_factory(gst.element(), "openh264enc"), 0);
   // What the remote sends still arrives.
-  EXPECT_TRUE(vp8.run_until([&] { return gst.video_buffers > 30; }));
+  EXPECT_TRUE(vp8.until([&] { return gst.video_buffers > 30; }));
   EXPECT_TRUE(gst.errors().empty());
 }
 

@@ -1,6 +1,6 @@
 // A raw protocol client for the element tests: it registers a name and records what the
 // server sends it. Header-only; used by call_test.cpp, hostile_test.cpp and
-// renegotiation_test.cpp (which drives a bare webrtcbin through it).
+// renegotiation_test.cpp and codec_test.cpp (which drive a bare webrtcbin through it, bare-peer.h).
 #pragma once
 
 #include <glib.h>

@@ -14,7 +14,7 @@
 #include "peer.h"
 #include "raw-client.h"
 
-using test::BarePeer;
+using test::BareClient;
 using test::HubMessage;
 using test::Peer;
 using test::RawClient;
@@ -23,22 +23,6 @@ using test::ServerProcess;
 namespace {
 
 constexpr gint64 kMaxGapUs = 1000 * 1000;
-
-// The bare peer and its raw client, on the default main context of the test's thread.
-struct Bare {
-  Bare(const std::string& url, const std::string& name)
-      : client(url, name), peer(name, [this](const std::string& text) { client.send(text); }) {
-    client.on_relayed = [this](const signaling::protocol::RelayedMsg& m) {
-      peer.handle(m.object.get());
-    };
-  }
-  // Pumps the default context (the raw client, the bare peer) until `pred`.
-  bool until(const std::function<bool()>& pred, int timeout_ms = 20000) {
-    return client.run_until(pred, timeout_ms);
-  }
-  RawClient client;
-  BarePeer peer;
-};
 
 int count_lines(const std::string& sdp, const std::string& prefix) {
   std::istringstream in(sdp);
@@ -77,7 +61,7 @@ class Renegotiation : public ::testing::Test {
 // the same webrtcbin: one call, no glare, and the peer's video arrives on a new source pad
 // while the element's video goes on reaching the peer.
 TEST_F(Renegotiation, ElementCallsAPeerThatReoffersAddingItsVideo) {
-  Bare mdn(server_.ws_url(), "mdn");
+  BareClient mdn(server_.ws_url(), "mdn");
   mdn.peer.reoffer_adding = "video";
   Peer alice("alice", server_.ws_url(), {.peer = "mdn"});
   ASSERT_TRUE(alice.play());
@@ -111,7 +95,7 @@ TEST_F(Renegotiation, APeerCallsTheElementThenReoffersAddingAudio) {
   Peer bob("bob", server_.ws_url());
   ASSERT_TRUE(bob.play());
   ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
-  Bare mdn(server_.ws_url(), "mdn");
+  BareClient mdn(server_.ws_url(), "mdn");
   ASSERT_TRUE(mdn.client.registered_with("bob"));
   mdn.peer.call("bob");
   ASSERT_TRUE(mdn.until([&] { return mdn.peer.answers_received == 1; }));
@@ -147,7 +131,7 @@ TEST_F(Renegotiation, AReofferWithAnotherFingerprintEndsTheCallWithAReason) {
   Peer bob("bob", server_.ws_url());
   ASSERT_TRUE(bob.play());
   ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
-  Bare mdn(server_.ws_url(), "mdn");
+  BareClient mdn(server_.ws_url(), "mdn");
   ASSERT_TRUE(mdn.client.registered_with("bob"));
   mdn.peer.call("bob");
   ASSERT_TRUE(mdn.until([&] { return mdn.peer.video_frames >= 10; }));
@@ -190,7 +174,7 @@ TEST_F(Renegotiation, ReoffersCountAgainstOfferRate) {
   Peer bob("bob", server_.ws_url(), {.extra = "offer-rate=1 offer-burst=3"});
   ASSERT_TRUE(bob.play());
   ASSERT_TRUE(bob.wait_message("webrtccall-registered", {}));
-  Bare mdn(server_.ws_url(), "mdn");
+  BareClient mdn(server_.ws_url(), "mdn");
   ASSERT_TRUE(mdn.client.registered_with("bob"));
   mdn.peer.call("bob");  // one token
   ASSERT_TRUE(mdn.until([&] { return mdn.peer.answers_received == 1; }));
