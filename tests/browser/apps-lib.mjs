@@ -2,28 +2,19 @@
 // of the test's own serving the pages of tests/browser/apps, those pages in headless Chromium,
 // and gst-launch-1.0 pipelines with the webrtccall element. Run inside run.sh's namespace.
 import {spawn} from "node:child_process";
-import {createWriteStream} from "node:fs";
 import {createInterface} from "node:readline";
 import {fileURLToPath} from "node:url";
 
+import {pipelines, startPipeline as startGstPipeline, waitUntil} from "./pipeline.mjs";
 import * as web from "./web-client.mjs";
+
+export {pipelines, waitUntil};
 
 export const STEP_TIMEOUT_MS = web.STEP_TIMEOUT_MS;
 export const APPS_DIR = fileURLToPath(new URL("./apps/", import.meta.url));
 
 const started = Date.now();
 export const log = (text) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${text}`);
-
-export async function waitUntil(what, predicate, timeoutMs = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await predicate();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 // Everything a test starts, stopped whatever ends it.
 const children = [];
@@ -128,106 +119,12 @@ export async function closeBrowser() {
 
 // ---- pipelines ----
 
-// Parses the fields of a serialized GstStructure: `name, a=(string)x, b=(string)"x\ y";`.
-function parseStructure(text) {
-  const fields = {};
-  const re = /([\w-]+)=\([\w]+\)("(?:[^"\\]|\\.)*"|<[^>]*>|[^,;]*)/g;
-  for (let m; (m = re.exec(text));) {
-    let value = m[2];
-    if (value.startsWith('"')) value = value.slice(1, -1);
-    fields[m[1]] = value.replace(/\\(.)/g, "$1");
-  }
-  return fields;
-}
-
-export const pipelines = [];
-
-// gst-launch-1.0 -m -v with webrtccall "c": a 320x240 test pattern and a tone in; received
-// video and audio to the fakesinks vsink and asink (counted per buffer from -v's output).
-// WCC_PIPELINE_LOG=DIR keeps each pipeline's whole output there (DIR/LABEL.log).
-export class Pipeline {
-  messages = [];  // {name, fields}
-  sinks = {};     // fakesink name -> buffers
-  errors = [];
-  lines = [];
-
-  constructor(label, ws, properties) {
-    this.label = label;
-    this.args = [
-      "-m", "-v", "webrtccall", "name=c", `signaling-server=${ws}`, "call-timeout=6", ...properties,
-      "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=30/1", "!",
-      "c.video_0", "audiotestsrc", "is-live=true", "!", "c.audio_0",
-      // async=false: a sink whose stream comes later (a page that sends no video yet) must not
-      // hold the pipeline in PAUSED, waiting for its preroll.
-      "c.video_src_0", "!", "queue", "!", "fakesink", "name=vsink", "silent=false", "async=false",
-      "c.audio_src_0", "!", "queue", "!", "fakesink", "name=asink", "silent=false", "async=false",
-    ];
-    this.whole = process.env.WCC_PIPELINE_LOG
-        ? createWriteStream(`${process.env.WCC_PIPELINE_LOG}/${label}.log`) : null;
-    this.child = spawn("gst-launch-1.0", this.args, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {GST_DEBUG: "webrtccall:4", GST_DEBUG_NO_COLOR: "1", ...process.env},
-    });
-    children.push(this.child);
-    pipelines.push(this);
-    this.exited = null;
-    this.child.on("exit", (code, signal) => (this.exited = {code, signal}));
-    createInterface({input: this.child.stdout}).on("line", (line) => {
-      this.whole?.write("OUT " + line + "\n");
-      const chain = line.match(/GstFakeSink:(\w+): last-message = chain\b/);
-      if (chain) {
-        this.sinks[chain[1]] = (this.sinks[chain[1]] ?? 0) + 1;
-        return;
-      }
-      const m = line.match(/^Got message #\d+ from element "c" \(element\): (webrtccall-[\w-]+)(.*)$/);
-      if (m) {
-        this.messages.push({name: m[1], fields: parseStructure(m[2])});
-        log(`${label}: ${m[1]}${m[2]}`);
-      }
-      if (/^ERROR/.test(line)) this.errors.push(line);
-    });
-    const whole = this.whole;
-    createInterface({input: this.child.stderr}).on("line", (line) => {
-      whole?.write(line + "\n");
-      this.lines.push(line);
-      if (this.lines.length > 200) this.lines.shift();
-    });
-  }
-
-  buffers(sink) {
-    return this.sinks[sink] ?? 0;
-  }
-
-  count(name, match = () => true) {
-    return this.messages.filter((m) => m.name === name && match(m.fields)).length;
-  }
-
-  check() {
-    if (this.errors.length) throw new Error(`${this.label}: ${this.errors.join("; ")}`);
-    if (this.exited) throw new Error(`${this.label} exited (${JSON.stringify(this.exited)})`);
-  }
-
-  async waitMessage(name, match = () => true, timeoutMs = STEP_TIMEOUT_MS) {
-    return waitUntil(`${this.label} posts ${name}`, () => {
-      this.check();
-      return this.messages.find((m) => m.name === name && match(m.fields));
-    }, timeoutMs);
-  }
-
-  // `more` buffers on the fakesink `sink` after those so far.
-  async expectBuffers(sink, more, what = "") {
-    const before = this.buffers(sink);
-    await waitUntil(`${this.label} receives ${more} more buffers on ${sink} ${what}(${before} so far)`,
-                    () => {
-                      this.check();
-                      return this.buffers(sink) >= before + more;
-                    });
-    return this.buffers(sink);
-  }
-
-  stop() {
-    if (!this.exited) this.child.kill("SIGINT");
-  }
+// gst-launch-1.0 -m -v with webrtccall "c" (pipeline.mjs): a 320x240 test pattern and a tone
+// in; the first call's received video and audio to the fakesinks vsink and asink (counted per
+// buffer from -v's output); call-timeout=6. WCC_PIPELINE_LOG_DIR=DIR keeps each pipeline's
+// whole output there (DIR/LABEL.log).
+export function startPipeline(label, ws, properties) {
+  return startGstPipeline(label, ws, ["call-timeout=6", ...properties], {log});
 }
 
 export async function report() {
@@ -252,10 +149,8 @@ export async function report() {
     }
   }
   for (const p of pipelines) {
-    console.error(`---- ${p.label}: gst-launch-1.0 ${p.args.join(" ")}`);
-    console.error(`buffers: ${JSON.stringify(p.sinks)}; exit: ${JSON.stringify(p.exited)}`);
+    p.report();
     console.error("messages:\n  " + p.messages.map((m) => `${m.name} ${JSON.stringify(m.fields)}`).join("\n  "));
-    console.error("stderr (last lines):\n  " + p.lines.slice(-80).join("\n  "));
   }
 }
 
@@ -289,7 +184,7 @@ export async function run(testName, totalMs, steps) {
     await report();
   } finally {
     if (!failed && process.env.WCC_BROWSER_VERBOSE) await report();
-    pipelines.forEach((p) => p.stop());
+    pipelines.forEach((p) => p.kill("SIGINT"));
     await closeBrowser();
     clearTimeout(watchdog);
   }

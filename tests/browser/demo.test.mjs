@@ -18,6 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import {createInterface} from "node:readline";
 import {fileURLToPath} from "node:url";
+import {waitUntil} from "./pipeline.mjs";
 import * as web from "./web-client.mjs";
 
 const {STEP_TIMEOUT_MS, byTestId, userEntry, waitForState, login} = web;
@@ -38,16 +39,6 @@ const STOP_WITHIN_MS = 5000;  // "Ctrl-C stops all of it" within a few seconds
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 const log = (text) => console.log(`[${elapsed()}] ${text}`);
-
-async function waitUntil(what, predicate, timeoutMs = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await predicate();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 // ---- the fake camera: a red picture --------------------------------------------------------
 

@@ -17,8 +17,7 @@
 // end, also on success. WCC_ELEMENT_TEST_EOS=0 stops gst2 (which has receiving sinks) with a
 // plain SIGINT instead of gst-launch -e (EOS through the element's source pads).
 // The pipelines' element logs at GST_DEBUG=webrtccall:4 unless GST_DEBUG is set.
-import {spawn} from "node:child_process";
-import {createInterface} from "node:readline";
+import {pipelines, seconds, startPipeline as startGstPipeline, waitUntil, within} from "./pipeline.mjs";
 import * as web from "./web-client.mjs";
 
 const {STEP_TIMEOUT_MS, byTestId, userEntry, waitForState, login, bannerText} = web;
@@ -40,184 +39,23 @@ const CALL_TIMEOUT_S = 4;          // the element's call-timeout
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 const log = (text) => console.log(`[${elapsed()}] ${text}`);
-const seconds = (ms) => `${(ms / 1000).toFixed(2)} s`;
 
-// `promise`, or null after `ms`.
-function within(ms, promise) {
-  let timer;
-  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-// ---- gst-launch-1.0 pipelines ---------------------------------------------------------------
-
-const pipelines = [];
-
-// Parses the fields of a serialized GstStructure: `name, a=(string)x, b=(string)"x\ y";`.
-function parseStructure(text) {
-  const fields = {};
-  const re = /([\w-]+)=\([\w]+\)("(?:[^"\\]|\\.)*"|<[^>]*>|[^,;]*)/g;
-  for (let m; (m = re.exec(text));) {
-    let value = m[2];
-    if (value.startsWith('"')) value = value.slice(1, -1);
-    fields[m[1]] = value.replace(/\\(.)/g, "$1");
-  }
-  return fields;
-}
-
-// One gst-launch-1.0 -m -v process: its stdout is parsed as it streams. Bus messages of the
-// element (webrtccall-*) become `messages`; the fakesinks' last-message lines count buffers.
-class Pipeline {
-  messages = [];  // {name, fields, at}
-  sinks = {};     // fakesink name -> {buffers, caps, firstAt, eos}
-  errors = [];
-  exit = null;    // {code, signal} once exited
-  #lines = [];    // the output, without the per-buffer lines (for failure reports)
-  #stderr = [];
-  #waitingForEos = false;
-  #gotEos = false;
-
-  constructor(label, args) {
-    this.label = label;
-    this.args = args;
-    this.child = spawn("gst-launch-1.0", args, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {GST_DEBUG: "webrtccall:4", GST_DEBUG_NO_COLOR: "1", ...process.env},
-    });
-    this.startedAt = Date.now();
-    this.exited = new Promise((resolve) => {
-      this.child.on("exit", (code, signal) => {
-        this.exit = {code, signal};
-        resolve(this.exit);
-      });
-    });
-    this.child.on("error", (err) => this.errors.push(`cannot run gst-launch-1.0: ${err.message}`));
-    createInterface({input: this.child.stdout}).on("line", (line) => this.#onLine(line));
-    createInterface({input: this.child.stderr}).on("line", (line) => {
-      this.#stderr.push(line);
-      if (this.#stderr.length > 300) this.#stderr.shift();
-    });
-    pipelines.push(this);
-  }
-
-  #onLine(line) {
-    const now = Date.now();
-    // /GstPipeline:pipeline0/GstFakeSink:vsink: last-message = chain   ******* (vsink:sink) ...
-    let m = line.match(/^\/GstPipeline:[^/]+\/GstFakeSink:(\w+): last-message = chain\b/);
-    if (m) {
-      const sink = this.#sink(m[1]);
-      if (sink.buffers++ === 0) sink.firstAt = now;
-      return;
-    }
-    // ... last-message = event   ******* (vsink:sink) E (type: eos (28174), ) 0x...
-    m = line.match(/^\/GstPipeline:[^/]+\/GstFakeSink:(\w+): last-message = event\b.*\(type: eos\b/);
-    if (m) this.#sink(m[1]).eos = true;
-    // /GstPipeline:pipeline0/GstFakeSink:vsink.GstPad:sink: caps = video/x-raw, ...
-    m = line.match(/^\/GstPipeline:[^/]+\/GstFakeSink:(\w+)\.GstPad:sink: caps = (.*)$/);
-    if (m) this.#sink(m[1]).caps = m[2];
-    // What is worth reading after a failure: not property notifications (nor the certificate
-    // PEM lines some of them print), state changes, ...
-    if (!/^(\/GstPipeline|Got message #\d+ from \w+ "[^"]*" \((property-notify|state-changed|stream-status|latency|async-done|new-clock|qos|stream-start|tag)\)|[A-Za-z0-9+/=]*$|-----(BEGIN|END) |Redistribute latency)/.test(line)) {
-      this.#lines.push(line);
-      if (this.#lines.length > 300) this.#lines.shift();
-    }
-    // Got message #166 from element "c" (element): webrtccall-registered, name=(string)gst, ...
-    m = line.match(/^Got message #\d+ from element "c" \(element\): (webrtccall-[\w-]+)(.*)$/);
-    if (m) {
-      const message = {name: m[1], fields: parseStructure(m[2]), at: now};
-      this.messages.push(message);
-      log(`${this.label}: ${m[1]} ${JSON.stringify(message.fields)}`);
-      return;
-    }
-    if (/^ERROR: /.test(line)) this.errors.push(line);
-    if (line === "Waiting for EOS...") this.#waitingForEos = true;
-    if (/^Got EOS from element/.test(line)) this.#gotEos = true;
-  }
-
-  #sink(name) {
-    return (this.sinks[name] ??= {buffers: 0, caps: "", firstAt: null, eos: false});
-  }
-
-  // gst-launch-1.0 -e got SIGINT and waits for the pipeline's EOS.
-  eosWaiting() {
-    return this.#waitingForEos && !this.#gotEos;
-  }
-
-  buffers(sink) {
-    return this.sinks[sink]?.buffers ?? 0;
-  }
-
-  alive() {
-    return this.exit === null && this.child.exitCode === null;
-  }
-
-  // Fails at once when the pipeline died or posted an error.
-  check() {
-    if (this.errors.length) throw new Error(`${this.label}: ${this.errors.join("; ")}`);
-    if (!this.alive()) throw new Error(`${this.label} exited (${JSON.stringify(this.exit)})`);
-  }
-
-  // The first message `name` from index `from` on that satisfies `match`.
-  async waitMessage(name, {from = 0, match = () => true, timeoutMs = STEP_TIMEOUT_MS} = {}) {
-    let found;
-    await waitUntil(`${this.label} posts ${name}`, () => {
-      found = this.messages.slice(from).find((msg) => msg.name === name && match(msg.fields));
-      if (!found) this.check();
-      return found;
-    }, timeoutMs);
-    return found;
-  }
-
-  report() {
-    console.error(`---- ${this.label}: gst-launch-1.0 ${this.args.join(" ")}`);
-    console.error(`exit: ${JSON.stringify(this.exit)}; buffers: ${JSON.stringify(this.sinks)}`);
-    console.error("stdout (last lines, without per-buffer lines):\n  " +
-                  this.#lines.slice(-80).join("\n  "));
-    console.error("stderr (last lines):\n  " + (this.#stderr.slice(-120).join("\n  ") || "(empty)"));
-  }
-
-  kill(signal = "SIGKILL") {
-    if (this.alive()) this.child.kill(signal);
-  }
-}
+// ---- gst-launch-1.0 pipelines (pipeline.mjs) -----------------------------------------------
 
 // A pipeline sending a test pattern (320x240) and a tone; with `receive`, the first call's
 // video and audio go to the fakesinks vsink and asink. `eos`: gst-launch-1.0 -e.
 function startPipeline(label, properties, {eos = false, receive = true} = {}) {
-  return new Pipeline(label, [
-    "-m", "-v", ...(eos ? ["-e"] : []),
-    "webrtccall", "name=c", `signaling-server=${wsUrl}`, `call-timeout=${CALL_TIMEOUT_S}`,
-    ...properties,
-    "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=30/1", "!",
-    "c.video_0",
-    "audiotestsrc", "is-live=true", "!", "c.audio_0",
-    ...(receive ? [
-      "c.video_src_0", "!", "queue", "!", "fakesink", "name=vsink", "silent=false",
-      "c.audio_src_0", "!", "queue", "!", "fakesink", "name=asink", "silent=false",
-    ] : []),
-  ]);
+  return startGstPipeline(label, wsUrl, [`call-timeout=${CALL_TIMEOUT_S}`, ...properties],
+                          {log, eos, receive: receive ? 1 : 0});
 }
 
-// Never leave a pipeline running behind the test, whatever ends it.
-process.on("exit", () => pipelines.forEach((p) => p.kill("SIGKILL")));
+// A pipeline left running behind the test is killed by pipeline.mjs, whatever ends it.
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {
     console.error(`FAIL after ${elapsed()}: ${signal} received (the harness's timeout?)`);
     pipelines.forEach((p) => p.report());
     process.exit(1);
   });
-}
-
-// ---- waiting --------------------------------------------------------------------------------
-
-async function waitUntil(what, predicate, timeoutMs = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = predicate();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${seconds(timeoutMs)} waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 // ---- pages ----------------------------------------------------------------------------------

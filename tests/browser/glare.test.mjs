@@ -15,9 +15,7 @@
 // Each time: exactly one answer, by the right side; no hang-up either way; one call each
 // (no redial by the element's peer property); video decoded in the page, buffers in the
 // element.
-import {spawn} from "node:child_process";
-import {createInterface} from "node:readline";
-
+import {pipelines, startPipeline, waitUntil} from "./pipeline.mjs";
 import * as web from "./web-client.mjs";
 
 const {STEP_TIMEOUT_MS, userEntry, waitForState, login, byTestId} = web;
@@ -35,59 +33,6 @@ const watchdog = setTimeout(() => {
   report();
   process.exit(1);
 }, 150_000);
-
-async function waitUntil(what, predicate, timeoutMs = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await predicate();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-// ---- the element: gst-launch-1.0 -m -v, its webrtccall-* messages and received buffers ----
-
-const pipelines = [];
-process.on("exit", () => pipelines.forEach((p) => p.child.kill("SIGKILL")));
-
-class Pipeline {
-  messages = [];  // {name, text}
-  buffers = 0;    // received video buffers (fakesink vsink)
-  lines = [];
-
-  constructor(label, properties) {
-    this.label = label;
-    this.child = spawn("gst-launch-1.0", [
-      "-m", "-v", "webrtccall", "name=c", `signaling-server=${wsUrl}`, ...properties,
-      "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=30/1",
-      "!", "c.video_0", "audiotestsrc", "is-live=true", "!", "c.audio_0",
-      "c.video_src_0", "!", "queue", "!", "fakesink", "name=vsink", "silent=false",
-    ], {stdio: ["ignore", "pipe", "pipe"], env: {GST_DEBUG: "webrtccall:4", ...process.env}});
-    createInterface({input: this.child.stdout}).on("line", (line) => {
-      if (/GstFakeSink:vsink: last-message = chain\b/.test(line)) {
-        this.buffers++;
-        return;
-      }
-      const m = line.match(/^Got message #\d+ from element "c" \(element\): (webrtccall-[\w-]+)(.*)$/);
-      if (m) {
-        // Serialized GstStructure: spaces in strings are escaped ("webg\ hung\ up").
-        this.messages.push({name: m[1], text: m[2].replace(/\\(.)/g, "$1")});
-        log(`${label}: ${m[1]}${m[2]}`);
-      }
-      if (/^ERROR/.test(line)) this.lines.push(line);
-    });
-    createInterface({input: this.child.stderr}).on("line", (line) => {
-      this.lines.push(line);
-      if (this.lines.length > 200) this.lines.shift();
-    });
-    pipelines.push(this);
-  }
-
-  count(name, words = "") {
-    return this.messages.filter((m) => m.name === name && m.text.includes(words)).length;
-  }
-}
 
 // ---- the page, with its signaling traffic logged and a hold on early offers ----
 
@@ -157,7 +102,7 @@ async function report() {
   }
   for (const p of pipelines) {
     console.error(`---- ${p.label} ----\n  ${p.messages.map((m) => m.name + m.text).join("\n  ")}`);
-    console.error(`stderr (last lines):\n  ${p.lines.slice(-60).join("\n  ")}`);
+    p.report();
   }
 }
 
@@ -168,7 +113,8 @@ async function glare({pageName, gstName, pageKeeps}) {
   log(`glare between the page "${pageName}" and the element "${gstName}": ` +
       `${expectedAnswerer} must answer`);
   const page = await openPage(pageName);
-  const gst = new Pipeline(gstName, [`username=${gstName}`, `peer=${pageName}`]);
+  // The element (pipeline.mjs): its webrtccall-* messages and video buffers (fakesink vsink).
+  const gst = startPipeline(gstName, wsUrl, [`username=${gstName}`, `peer=${pageName}`], {log});
   // The element calls as soon as it sees the page online; the page holds that offer.
   await waitUntil(`${gstName}'s offer reaches the page`,
                   () => page.evaluate(() => window.__sig.held.length === 1));
@@ -184,8 +130,8 @@ async function glare({pageName, gstName, pageKeeps}) {
   const first = await frames(page);
   await waitUntil(`the page decodes 60 more frames (${first} so far)`,
                   async () => (await frames(page)) >= first + 60);
-  await waitUntil(`${gstName} receives video`, () => gst.buffers >= 30);
-  log(`page ${pageName}: ${await frames(page)} frames decoded; ${gstName}: ${gst.buffers} video buffers`);
+  await waitUntil(`${gstName} receives video`, () => gst.buffers("vsink") >= 30);
+  log(`page ${pageName}: ${await frames(page)} frames decoded; ${gstName}: ${gst.buffers("vsink")} video buffers`);
 
   const {sent, received} = await traffic(page);
   const count = (list, type) => list.filter((m) => m.type === type).length;
@@ -222,7 +168,7 @@ async function glare({pageName, gstName, pageKeeps}) {
 
   await byTestId(page, "hangup-button").click();
   await waitUntil(`${gstName} ends the call`, () => gst.count("webrtccall-call-ended", "hung up") === 1);
-  gst.child.kill("SIGINT");
+  gst.kill("SIGINT");
 }
 
 let failed = false;
@@ -234,7 +180,7 @@ try {
   console.error(`FAIL: ${err.message}`);
   await report();
 } finally {
-  for (const p of pipelines) p.child.kill("SIGINT");
+  for (const p of pipelines) p.kill("SIGINT");
   await browser.close().catch(() => {});
   clearTimeout(watchdog);
 }

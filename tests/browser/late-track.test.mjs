@@ -18,7 +18,7 @@
 // Run by run.sh inside its namespace (WCC_SERVER_BIN: the server; this test starts its own,
 // serving tests/browser/apps):   node late-track.test.mjs http://127.0.0.1:PORT/
 import {
-  Pipeline, expectFrames, log, openApp, pages, run, startServer, waitUntil,
+  expectFrames, log, openApp, pages, run, startPipeline, startServer, waitUntil,
 } from "./apps-lib.mjs";
 
 const FREEZE_MS = 3000;
@@ -73,8 +73,8 @@ async function lateVideo(pageName, gst) {
     throw new Error(`${gst.label}: ${gst.count("webrtccall-call-started")} call-started, not 1`);
   }
   await app(() => window.app.hangUp());
-  await gst.waitMessage("webrtccall-call-ended", (f) => f.peer === pageName);
-  gst.stop();
+  await gst.waitMessage("webrtccall-call-ended", {match: (f) => f.peer === pageName});
+  gst.kill("SIGINT");
 }
 
 const query = (name, extra = {}) => ({
@@ -86,14 +86,14 @@ await run("browser-late-track", 170_000, [
     server = await startServer();
   }],
   ["the late-track page calls gstl1 with audio, adds video, removes it", async () => {
-    const gst = new Pipeline("gstl1", server.ws, ["username=gstl1"]);
+    const gst = startPipeline("gstl1", server.ws, ["username=gstl1"]);
     await gst.waitMessage("webrtccall-registered");
     await openApp(server, "late-track", query("late1", {call: "gstl1"}));
     await lateVideo("late1", gst);
   }],
   ["gstl2 calls the late-track page; it answers with audio, adds video, removes it", async () => {
     await openApp(server, "late-track", query("late2"));
-    const gst = new Pipeline("gstl2", server.ws, ["username=gstl2", "peer=late2"]);
+    const gst = startPipeline("gstl2", server.ws, ["username=gstl2", "peer=late2"]);
     await lateVideo("late2", gst);
   }],
 ]);

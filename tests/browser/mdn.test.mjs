@@ -20,7 +20,7 @@
 // Run by run.sh inside its namespace (WCC_SERVER_BIN: the server; this test starts its own,
 // serving tests/browser/apps):   node mdn.test.mjs http://127.0.0.1:PORT/
 import {
-  Pipeline, expectFrames, log, openApp, pages, run, startServer, waitUntil,
+  expectFrames, log, openApp, pages, run, startPipeline, startServer, waitUntil,
 } from "./apps-lib.mjs";
 
 const FREEZE_MS = 3000;  // a gap in the presented frames this long is a frozen picture
@@ -50,7 +50,7 @@ async function mediaBothWays(pageName, gst) {
 
 async function hangUpFromPage(pageName, gst) {
   await pages[pageName].page.evaluate(() => window.app.hangUp());
-  const ended = await gst.waitMessage("webrtccall-call-ended", (f) => f.peer === pageName);
+  const ended = await gst.waitMessage("webrtccall-call-ended", {match: (f) => f.peer === pageName});
   if (!/hung up/.test(ended.fields.reason)) {
     throw new Error(`${gst.label}'s call ended "${ended.fields.reason}", not "${pageName} hung up"`);
   }
@@ -62,7 +62,7 @@ await run("browser-mdn", 160_000, [
   }],
   ["gst1 calls the mdn-like page; it answers, then re-offers in the same call", async () => {
     const page = await openApp(server, "mdn-like", {name: "mdn1"});
-    const gst = new Pipeline("gst1", server.ws, ["username=gst1", "peer=mdn1"]);
+    const gst = startPipeline("gst1", server.ws, ["username=gst1", "peer=mdn1"]);
     await waitUntil("mdn1 answers and then sends its own offer", () => page.evaluate(
         () => window.app.answersSent >= 1 && window.app.offersSent >= 1));
     await waitUntil("gst1 answers mdn1's re-offer", async () => {
@@ -82,10 +82,10 @@ await run("browser-mdn", 160_000, [
     }
     log(`mdn1 received ${offersReceived} offer(s), sent ${await page.evaluate(() => window.app.offersSent)}`);
     await hangUpFromPage("mdn1", gst);
-    gst.stop();
+    gst.kill("SIGINT");
   }],
   ["the mdn-like page calls gst2: media both ways", async () => {
-    const gst = new Pipeline("gst2", server.ws, ["username=gst2"]);
+    const gst = startPipeline("gst2", server.ws, ["username=gst2"]);
     await gst.waitMessage("webrtccall-registered");
     const page = await openApp(server, "mdn-like", {name: "mdn2", call: "gst2"});
     await waitUntil("gst2 answers", () => page.evaluate(() => window.app.answersReceived >= 1));
@@ -94,6 +94,6 @@ await run("browser-mdn", 160_000, [
       throw new Error("gst2: not exactly one call going on");
     }
     await hangUpFromPage("mdn2", gst);
-    gst.stop();
+    gst.kill("SIGINT");
   }],
 ]);

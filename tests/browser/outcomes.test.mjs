@@ -18,8 +18,7 @@
 // The signaling WebSocket of the page goes through the test (routeWebSocket), which drops or
 // rewrites messages per step. Run by run.sh (element mode).
 //   node outcomes.test.mjs http://127.0.0.1:PORT/
-import {spawn} from "node:child_process";
-import {createInterface} from "node:readline";
+import {Pipeline, pipelines, waitUntil} from "./pipeline.mjs";
 import * as web from "./web-client.mjs";
 
 const {STEP_TIMEOUT_MS, byTestId, waitForState, login, bannerText} = web;
@@ -38,82 +37,20 @@ const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 const log = (text) => console.log(`[${elapsed()}] ${text}`);
 
-async function waitUntil(what, predicate, timeoutMs = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await predicate();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-// ---- pipelines: gst-launch-1.0 -m, the element's messages parsed ---------------------------
-
-const pipelines = [];
-
-function parseStructure(text) {
-  const fields = {};
-  const re = /([\w-]+)=\([\w]+\)("(?:[^"\\]|\\.)*"|<[^>]*>|[^,;]*)/g;
-  for (let m; (m = re.exec(text));) {
-    let value = m[2];
-    if (value.startsWith('"')) value = value.slice(1, -1);
-    fields[m[1]] = value.replace(/\\(.)/g, "$1");
-  }
-  return fields;
-}
-
-class Pipeline {
-  messages = [];
-  lines = [];
-  exit = null;
-
-  constructor(label, args) {
-    this.label = label;
-    this.child = spawn("gst-launch-1.0", ["-m", ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {GST_DEBUG: "webrtccall:4", GST_DEBUG_NO_COLOR: "1", ...process.env},
-    });
-    this.exited = new Promise((resolve) => this.child.on("exit", (code, signal) => resolve(this.exit = {code, signal})));
-    for (const stream of [this.child.stdout, this.child.stderr]) {
-      createInterface({input: stream}).on("line", (line) => {
-        this.lines.push(line);
-        if (this.lines.length > 400) this.lines.shift();
-        const m = line.match(/^Got message #\d+ from element "c" \(element\): (webrtccall-[\w-]+)(.*)$/);
-        if (m && m[1] !== "webrtccall-users") {
-          this.messages.push({name: m[1], fields: parseStructure(m[2])});
-          log(`${label}: ${m[1]} ${JSON.stringify(parseStructure(m[2]))}`);
-        }
-      });
-    }
-    pipelines.push(this);
-  }
-
-  async waitMessage(name, {from = 0, match = () => true, timeoutMs = STEP_TIMEOUT_MS} = {}) {
-    return waitUntil(`${this.label} posts ${name}`, () => {
-      if (this.exit) throw new Error(`${this.label} exited ${JSON.stringify(this.exit)}`);
-      return this.messages.slice(from).find((m) => m.name === name && match(m.fields));
-    }, timeoutMs);
-  }
-
-  report() {
-    console.error(`---- ${this.label} (last lines) ----\n  ${this.lines.slice(-60).join("\n  ")}`);
-  }
-}
+// ---- pipelines: gst-launch-1.0 -m (pipeline.mjs), the element's messages parsed -------------
 
 // video: false is a pipeline without video input (audio only).
 // video: "blank" is a video input that never sends a frame (an appsrc nobody feeds).
 function startPipeline(name, properties = [], {video = true} = {}) {
   const caps = "video/x-raw,format=I420,width=320,height=240,framerate=30/1";
   return new Pipeline(name, [
+    "-m",
     "webrtccall", "name=c", `signaling-server=${wsUrl}`, `username=${name}`, ...properties,
     ...(video === "blank" ? ["appsrc", "is-live=true", "format=time", `caps=${caps}`, "!", "c.video_0"]
         : video ? ["videotestsrc", "is-live=true", "!", caps, "!", "c.video_0"] : []),
     "audiotestsrc", "is-live=true", "!", "c.audio_0",
-  ]);
+  ], {log: (text) => / webrtccall-users /.test(text) || log(text)});
 }
-
-process.on("exit", () => pipelines.forEach((p) => p.exit || p.child.kill("SIGKILL")));
 
 // ---- the page and its signaling relay ------------------------------------------------------
 
@@ -395,11 +332,7 @@ try {
   console.error("---- page console ----\n  " + consoleLines.slice(-60).join("\n  "));
   pipelines.forEach((p) => p.report());
 } finally {
-  for (const p of pipelines) {
-    if (!p.exit) p.child.kill("SIGINT");
-    await Promise.race([p.exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    if (!p.exit) p.child.kill("SIGKILL");
-  }
+  for (const p of pipelines) await p.stop();
   await browser.close().catch(() => {});
   clearTimeout(watchdog);
 }

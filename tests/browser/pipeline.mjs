@@ -11,9 +11,10 @@ import {createInterface} from "node:readline";
 
 export const STEP_TIMEOUT_MS = 20_000;
 
-const all = [];
-// Never leave a pipeline running behind the program, whatever ends it.
-process.on("exit", () => all.forEach((p) => p.kill("SIGKILL")));
+// Every pipeline started, for reports; never leave one running behind the program, whatever
+// ends it.
+export const pipelines = [];
+process.on("exit", () => pipelines.forEach((p) => p.kill("SIGKILL")));
 
 export const seconds = (ms) => `${(ms / 1000).toFixed(2)} s`;
 
@@ -56,7 +57,7 @@ const ENCODER_TYPES = {
 };
 
 export class Pipeline {
-  messages = [];  // {name, fields, at}
+  messages = [];  // {name, fields, text (the fields unescaped, as printed), at}
   sinks = {};     // fakesink name -> {buffers, caps, firstAt, eos}
   encoders = {};  // encoder type (GstVP8Enc, GstOpenh264Enc, ...) -> Set of element names
   errors = [];
@@ -64,6 +65,8 @@ export class Pipeline {
   #lines = [];    // the output, without the per-buffer lines (for failure reports)
   #stderr = [];
   #log;
+  #waitingForEos = false;
+  #gotEos = false;
 
   // label: for messages; args: gst-launch-1.0's arguments; log(text): where bus messages go.
   constructor(label, args, {log = () => {}} = {}) {
@@ -94,7 +97,7 @@ export class Pipeline {
       this.#stderr.push(line);
       if (this.#stderr.length > 300) this.#stderr.shift();
     });
-    all.push(this);
+    pipelines.push(this);
   }
 
   #onLine(line) {
@@ -133,12 +136,14 @@ export class Pipeline {
     // Got message #166 from element "c" (element): webrtccall-registered, name=(string)gst, ...
     m = line.match(/^Got message #\d+ from element "c" \(element\): (webrtccall-[\w-]+)(.*)$/);
     if (m) {
-      const message = {name: m[1], fields: parseStructure(m[2]), at: now};
+      const message = {name: m[1], fields: parseStructure(m[2]), text: m[2].replace(/\\(.)/g, "$1"), at: now};
       this.messages.push(message);
       this.#log(`${this.label}: ${m[1]} ${JSON.stringify(message.fields)}`);
       return;
     }
     if (/^ERROR: /.test(line)) this.errors.push(line);
+    if (line === "Waiting for EOS...") this.#waitingForEos = true;
+    if (/^Got EOS from element/.test(line)) this.#gotEos = true;
   }
 
   #sink(name) {
@@ -147,6 +152,16 @@ export class Pipeline {
 
   buffers(sink) {
     return this.sinks[sink]?.buffers ?? 0;
+  }
+
+  // How many messages `name` it posted whose fields, as printed, contain `words`.
+  count(name, words = "") {
+    return this.messages.filter((m) => m.name === name && m.text.includes(words)).length;
+  }
+
+  // gst-launch-1.0 -e got SIGINT and waits for the pipeline's EOS.
+  eosWaiting() {
+    return this.#waitingForEos && !this.#gotEos;
   }
 
   // {GstVP8Enc: ["vp8enc0"], ...}: every encoder the element has had so far.
@@ -175,6 +190,17 @@ export class Pipeline {
     return found;
   }
 
+  // `more` buffers on the fakesink `sink` after those so far; returns the count.
+  async expectBuffers(sink, more, what = "") {
+    const before = this.buffers(sink);
+    await waitUntil(`${this.label} receives ${more} more buffers on ${sink} ${what}(${before} so far)`,
+                    () => {
+                      this.check();
+                      return this.buffers(sink) >= before + more;
+                    });
+    return this.buffers(sink);
+  }
+
   report() {
     console.error(`---- ${this.label}: gst-launch-1.0 ${this.args.join(" ")}`);
     console.error(`exit: ${JSON.stringify(this.exit)}; buffers: ${JSON.stringify(this.sinks)}; ` +
@@ -200,8 +226,9 @@ export class Pipeline {
 // (signaling-server=wsUrl, then `properties`). The received video and audio of the element's
 // first `receive` calls go to fakesinks: vsink and asink for the first (its pads video_src_0
 // and audio_src_0), vsink1 and asink1 for the second, ... (gst-launch-1.0 links a pad by its
-// name once it appears; the element numbers them in order over its life).
-export function startPipeline(label, wsUrl, properties, {log, receive = 1} = {}) {
+// name once it appears; the element numbers them in order over its life). `eos`:
+// gst-launch-1.0 -e (SIGINT sends EOS through the pipeline).
+export function startPipeline(label, wsUrl, properties, {log, receive = 1, eos = false} = {}) {
   const sinks = [];
   for (let i = 0; i < receive; i++) {
     const suffix = i === 0 ? "" : String(i);
@@ -210,7 +237,7 @@ export function startPipeline(label, wsUrl, properties, {log, receive = 1} = {})
                `c.audio_src_${i}`, "!", "queue", "!", "fakesink", `name=asink${suffix}`, "silent=false", "async=false");
   }
   return new Pipeline(label, [
-    "-m", "-v",
+    "-m", "-v", ...(eos ? ["-e"] : []),
     "webrtccall", "name=c", `signaling-server=${wsUrl}`, ...properties,
     "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=30/1", "!",
     "c.video_0",

@@ -14,7 +14,7 @@
 //      (the page gets the error), seedF gets nothing.
 // Run by run.sh inside its namespace:   node seed.test.mjs http://127.0.0.1:PORT/
 import {
-  Pipeline, expectFrames, log, metric, openApp, pages, run, startServer, waitUntil,
+  expectFrames, log, metric, openApp, pages, run, startPipeline, startServer, waitUntil,
 } from "./apps-lib.mjs";
 
 const servers = {};
@@ -85,18 +85,18 @@ await run("browser-seed", 160_000, [
     }
   }],
   ["seedD calls without a target; the pipeline gsts answers it; media both ways", async () => {
-    const gst = new Pipeline("gsts", servers.pipeline.ws, ["username=gsts"]);
+    const gst = startPipeline("gsts", servers.pipeline.ws, ["username=gsts"]);
     await gst.waitMessage("webrtccall-registered");
     const d = await openApp(servers.pipeline, "seed-like", {name: "seedD", call: "1"});
-    await gst.waitMessage("webrtccall-call-connected", (f) => f.peer === "seedD");
+    await gst.waitMessage("webrtccall-call-connected", {match: (f) => f.peer === "seedD"});
     await waitUntil("seedD is in the call", () => get(d, () => window.app.state === "in-call"));
     await expectFrames("seedD", 30, "(the element's test pattern) ");
     await gst.expectBuffers("vsink", 30, "(seedD's camera) ");
     await gst.expectBuffers("asink", 25, "(seedD's microphone) ");
     log(`gsts: video ${gst.buffers("vsink")}, audio ${gst.buffers("asink")} buffers from seedD`);
     await d.evaluate(() => window.app.hangUp());
-    await gst.waitMessage("webrtccall-call-ended", (f) => f.peer === "seedD");
-    gst.stop();
+    await gst.waitMessage("webrtccall-call-ended", {match: (f) => f.peer === "seedD"});
+    gst.kill("SIGINT");
   }],
   ["without --relay-untargeted the server refuses seedE's offer (no-target)", async () => {
     const f = await openApp(servers.off, "seed-like", {name: "seedF"});
