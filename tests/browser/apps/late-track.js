@@ -5,7 +5,7 @@
 // test may call app.addVideo() / app.removeVideo(). Offers are made in `negotiationneeded`
 // from stable only; an offer received in any state is set and answered.
 // ?name=NAME, ?server=URL.
-import {openSignaling, params, probe} from "./probe.js";
+import {addRemoteCandidate, offerFromStable, openAppSignaling, params, probe, stateSetter} from "./probe.js";
 
 const myName = params.get("name") ?? "late";
 const videoAfterMs = Number(params.get("videoAfter") ?? 0);
@@ -31,50 +31,30 @@ const app = (window.app = {
   get sendingVideo() { return !!videoSender?.track; },
 });
 
-function setState(state) {
-  app.state = state;
-  document.getElementById("state").textContent = state;
-  probe.log(`state ${state}`);
-}
+const setState = stateSetter(app);
 
-const {send} = openSignaling(async (msg) => {
-  try {
-    switch (msg.type) {
-      case "id":
-        send({type: "username", name: myName, id: msg.id, date: Date.now()});
-        break;
-      case "userlist":
-        app.users = msg.users;
-        if (app.state === "connecting") setState("idle");
-        if (params.get("call") && app.users.includes(params.get("call")) && !pc && app.calls === 0) {
-          await call(params.get("call"));
-        }
-        break;
-      case "video-offer":
-        await onOffer(msg);
-        break;
-      case "video-answer":
-        app.answersReceived++;
-        await pc?.setRemoteDescription(msg.sdp);
-        if (app.answersReceived + app.answersSent > 1) app.renegotiated.push("answer received");
-        break;
-      case "new-ice-candidate":
-        if (!pc) break;
-        try {
-          await pc.addIceCandidate(msg.candidate ?? undefined);
-        } catch (err) {
-          app.candidateErrors++;
-          probe.log(`addIceCandidate: ${err.message}`);
-        }
-        break;
-      case "hang-up":
-        probe.log(`hang-up from ${msg.name} (${msg.reason ?? "no reason"})`);
-        hangUp(false);
-        break;
-    }
-  } catch (err) {
-    probe.errors.push(`${msg.type}: ${err.message}`);
-    probe.log(`handling ${msg.type}: ${err.message}`);
+const {send} = openAppSignaling(myName, app, setState, async (msg) => {
+  switch (msg.type) {
+    case "userlist":
+      if (params.get("call") && app.users.includes(params.get("call")) && !pc && app.calls === 0) {
+        await call(params.get("call"));
+      }
+      break;
+    case "video-offer":
+      await onOffer(msg);
+      break;
+    case "video-answer":
+      app.answersReceived++;
+      await pc?.setRemoteDescription(msg.sdp);
+      if (app.answersReceived + app.answersSent > 1) app.renegotiated.push("answer received");
+      break;
+    case "new-ice-candidate":
+      await addRemoteCandidate(app, pc, msg);
+      break;
+    case "hang-up":
+      probe.log(`hang-up from ${msg.name} (${msg.reason ?? "no reason"})`);
+      hangUp(false);
+      break;
   }
 });
 
@@ -88,18 +68,11 @@ function newPeerConnection() {
     probe.log(`remote ${track.kind} track ${track.id}`);
     remoteStream.addTrack(track);
   };
-  pc.onnegotiationneeded = async () => {
-    try {
-      const offer = await pc.createOffer();
-      if (pc.signalingState !== "stable") return;
-      await pc.setLocalDescription(offer);
-      app.offersSent++;
-      probe.log(`sending offer #${app.offersSent} to ${target}`);
-      send({type: "video-offer", name: myName, target, sdp: pc.localDescription});
-    } catch (err) {
-      probe.errors.push(`negotiationneeded: ${err.message}`);
-    }
-  };
+  offerFromStable(pc, (sdp) => {
+    app.offersSent++;
+    probe.log(`sending offer #${app.offersSent} to ${target}`);
+    send({type: "video-offer", name: myName, target, sdp});
+  });
   pc.onsignalingstatechange = () => probe.signalingStates.push(pc.signalingState);
   pc.onconnectionstatechange = () => {
     probe.log(`connection ${pc.connectionState}`);

@@ -10,7 +10,7 @@
 //    rollback of a local offer), then answered;
 //  - hang-up, or ICE failed/disconnected/closed, ends the call.
 // ?name=NAME (registers), ?call=NAME (calls that user as soon as it is online), ?server=URL.
-import {openSignaling, params, probe} from "./probe.js";
+import {addRemoteCandidate, offerFromStable, openAppSignaling, params, probe, stateSetter} from "./probe.js";
 
 const myName = params.get("name") ?? "mdn";
 let target = null;
@@ -32,54 +32,34 @@ const app = (window.app = {
   get connectionState() { return pc?.connectionState ?? "none"; },
 });
 
-function setState(state) {
-  app.state = state;
-  document.getElementById("state").textContent = state;
-  probe.log(`state ${state}`);
-}
+const setState = stateSetter(app);
 
-const {send} = openSignaling(async (msg) => {
-  try {
-    switch (msg.type) {
-      case "id":
-        send({type: "username", name: myName, id: msg.id, date: Date.now()});
-        break;
-      case "rejectusername":
-        probe.log(`my name is ${msg.name}`);
-        break;
-      case "userlist":
-        app.users = msg.users;
-        if (app.state === "connecting") setState("idle");
-        if (params.get("call") && app.users.includes(params.get("call")) && !pc && app.calls === 0) {
-          await invite(params.get("call"));
-        }
-        break;
-      case "video-offer":
-        await onOffer(msg);
-        break;
-      case "video-answer":
-        app.answersReceived++;
-        probe.sdp.push({remoteAnswer: msg.sdp?.sdp, localOffer: pc?.localDescription?.sdp});
-        await pc?.setRemoteDescription(msg.sdp);
-        break;
-      case "new-ice-candidate":
-        app.candidatesReceived++;
-        if (!pc) break;
-        try {
-          await pc.addIceCandidate(msg.candidate ?? undefined);
-        } catch (err) {
-          app.candidateErrors++;
-          probe.log(`addIceCandidate: ${err.message}`);
-        }
-        break;
-      case "hang-up":
-        probe.log(`hang-up from ${msg.name} (${msg.reason ?? "no reason"})`);
-        hangUp(false);
-        break;
-    }
-  } catch (err) {
-    probe.errors.push(`${msg.type}: ${err.message}`);
-    probe.log(`handling ${msg.type}: ${err.message}`);
+const {send} = openAppSignaling(myName, app, setState, async (msg) => {
+  switch (msg.type) {
+    case "rejectusername":
+      probe.log(`my name is ${msg.name}`);
+      break;
+    case "userlist":
+      if (params.get("call") && app.users.includes(params.get("call")) && !pc && app.calls === 0) {
+        await invite(params.get("call"));
+      }
+      break;
+    case "video-offer":
+      await onOffer(msg);
+      break;
+    case "video-answer":
+      app.answersReceived++;
+      probe.sdp.push({remoteAnswer: msg.sdp?.sdp, localOffer: pc?.localDescription?.sdp});
+      await pc?.setRemoteDescription(msg.sdp);
+      break;
+    case "new-ice-candidate":
+      app.candidatesReceived++;
+      await addRemoteCandidate(app, pc, msg);
+      break;
+    case "hang-up":
+      probe.log(`hang-up from ${msg.name} (${msg.reason ?? "no reason"})`);
+      hangUp(false);
+      break;
   }
 });
 
@@ -96,18 +76,11 @@ function newPeerConnection() {
     probe.log(`remote ${track.kind} track ${track.id}`);
     remoteStream.addTrack(track);
   };
-  pc.onnegotiationneeded = async () => {
-    try {
-      const offer = await pc.createOffer();
-      if (pc.signalingState !== "stable") return;  // as the sample: only from stable
-      await pc.setLocalDescription(offer);
-      app.offersSent++;
-      probe.log(`sending offer #${app.offersSent} to ${target}`);
-      send({type: "video-offer", name: myName, target, sdp: pc.localDescription});
-    } catch (err) {
-      probe.errors.push(`negotiationneeded: ${err.message}`);
-    }
-  };
+  offerFromStable(pc, (sdp) => {
+    app.offersSent++;
+    probe.log(`sending offer #${app.offersSent} to ${target}`);
+    send({type: "video-offer", name: myName, target, sdp});
+  });
   pc.onsignalingstatechange = () => probe.signalingStates.push(pc.signalingState);
   pc.oniceconnectionstatechange = () => {
     probe.log(`ice ${pc.iceConnectionState}`);

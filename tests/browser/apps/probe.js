@@ -8,6 +8,9 @@
 //                              longest gap between two of them
 //   probe.stats(pc)            getStats() summed by kind: frames decoded, packets and bytes
 //                              received and sent
+// and the plumbing the pages have in common (each keeps its own behaviour on the wire):
+// params, openSignaling() and openAppSignaling() (registering, the user list, errors while
+// handling a message), stateSetter(), addRemoteCandidate(), offerFromStable().
 export const probe = {
   lines: [],
   sent: [],
@@ -93,4 +96,62 @@ export function openSignaling(onMessage) {
   });
   ws.addEventListener("close", () => probe.log("signaling closed"));
   return {ws, send};
+}
+
+// `setState(state)` for `app`: app.state, the page's #state element, and a log line.
+export function stateSetter(app) {
+  return (state) => {
+    app.state = state;
+    document.getElementById("state").textContent = state;
+    probe.log(`state ${state}`);
+  };
+}
+
+// openSignaling() with what every page does the same: it registers as `name` when the server
+// sends its id, keeps the user list in app.users (and is idle once the first came), and an
+// error thrown while handling a message goes to probe.errors. `onMessage(msg)` (async) then
+// does the page's own part, for every message (also id and userlist).
+export function openAppSignaling(name, app, setState, onMessage) {
+  const signaling = openSignaling(async (msg) => {
+    try {
+      if (msg.type === "id") {
+        signaling.send({type: "username", name, id: msg.id, date: Date.now()});
+      } else if (msg.type === "userlist") {
+        app.users = msg.users;
+        if (app.state === "connecting") setState("idle");
+      }
+      await onMessage(msg);
+    } catch (err) {
+      probe.errors.push(`${msg.type}: ${err.message}`);
+      probe.log(`handling ${msg.type}: ${err.message}`);
+    }
+  });
+  return signaling;
+}
+
+// A new-ice-candidate message's candidate to `pc` (dropped when there is no call); a failure
+// is counted in app.candidateErrors and logged.
+export async function addRemoteCandidate(app, pc, msg) {
+  if (!pc) return;
+  try {
+    await pc.addIceCandidate(msg.candidate ?? undefined);
+  } catch (err) {
+    app.candidateErrors++;
+    probe.log(`addIceCandidate: ${err.message}`);
+  }
+}
+
+// Offers in `negotiationneeded`, from the stable state only (as the sample apps do): the offer
+// is set, then `sendOffer(description)` sends it; a failure goes to probe.errors.
+export function offerFromStable(pc, sendOffer) {
+  pc.onnegotiationneeded = async () => {
+    try {
+      const offer = await pc.createOffer();
+      if (pc.signalingState !== "stable") return;
+      await pc.setLocalDescription(offer);
+      sendOffer(pc.localDescription);
+    } catch (err) {
+      probe.errors.push(`negotiationneeded: ${err.message}`);
+    }
+  };
 }

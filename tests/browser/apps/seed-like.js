@@ -9,7 +9,7 @@
 // microphone, and answers an offer at once (?autoAnswer=0: only when the test calls
 // app.answer()). An offer from its partner during a call is set and answered.
 // ?name=NAME, ?server=URL.
-import {openSignaling, params, probe} from "./probe.js";
+import {addRemoteCandidate, offerFromStable, openAppSignaling, params, probe, stateSetter} from "./probe.js";
 
 const myName = params.get("name") ?? "seed";
 const answerKey = params.get("answerKey") ?? "targetUsername";
@@ -32,59 +32,39 @@ const app = (window.app = {
   get partner() { return partner; },
 });
 
-function setState(state) {
-  app.state = state;
-  document.getElementById("state").textContent = state;
-  probe.log(`state ${state}`);
-}
+const setState = stateSetter(app);
 
-const {send} = openSignaling(async (msg) => {
-  try {
-    switch (msg.type) {
-      case "id":
-        send({type: "username", name: myName, id: msg.id, date: Date.now()});
-        break;
-      case "userlist":
-        app.users = msg.users;
-        if (app.state === "connecting") setState("idle");
-        if (params.get("call") === "1" && app.users.length > 1 && app.calls === 0) await call();
-        break;
-      case "video-offer":
-        app.offersReceived.push(msg.name);
-        if (pc && partner === msg.name) {
-          await pc.setRemoteDescription(msg.sdp);  // renegotiation in the call
-          await sendAnswer();
-        } else if (!pc) {
-          pendingOffer = msg;
-          setState("ringing");
-          if (autoAnswer) await answer();
-        }
-        break;
-      case "video-answer":
-        app.answersReceived.push(msg.name);
-        partner = msg.name;
-        await pc?.setRemoteDescription(msg.sdp);
-        break;
-      case "new-ice-candidate":
-        app.candidatesReceived++;
-        if (!pc) break;
-        try {
-          await pc.addIceCandidate(msg.candidate ?? undefined);
-        } catch (err) {
-          app.candidateErrors++;
-          probe.log(`addIceCandidate: ${err.message}`);
-        }
-        break;
-      case "hang-up":
-        app.hangUps.push({name: msg.name, reason: msg.reason ?? ""});
-        probe.log(`hang-up from ${msg.name} (${msg.reason ?? "no reason"})`);
-        pendingOffer = null;
-        hangUp(false);
-        break;
-    }
-  } catch (err) {
-    probe.errors.push(`${msg.type}: ${err.message}`);
-    probe.log(`handling ${msg.type}: ${err.message}`);
+const {send} = openAppSignaling(myName, app, setState, async (msg) => {
+  switch (msg.type) {
+    case "userlist":
+      if (params.get("call") === "1" && app.users.length > 1 && app.calls === 0) await call();
+      break;
+    case "video-offer":
+      app.offersReceived.push(msg.name);
+      if (pc && partner === msg.name) {
+        await pc.setRemoteDescription(msg.sdp);  // renegotiation in the call
+        await sendAnswer();
+      } else if (!pc) {
+        pendingOffer = msg;
+        setState("ringing");
+        if (autoAnswer) await answer();
+      }
+      break;
+    case "video-answer":
+      app.answersReceived.push(msg.name);
+      partner = msg.name;
+      await pc?.setRemoteDescription(msg.sdp);
+      break;
+    case "new-ice-candidate":
+      app.candidatesReceived++;
+      await addRemoteCandidate(app, pc, msg);
+      break;
+    case "hang-up":
+      app.hangUps.push({name: msg.name, reason: msg.reason ?? ""});
+      probe.log(`hang-up from ${msg.name} (${msg.reason ?? "no reason"})`);
+      pendingOffer = null;
+      hangUp(false);
+      break;
   }
 });
 
@@ -94,16 +74,7 @@ function newPeerConnection() {
   remoteVideo.srcObject = remoteStream;
   pc.onicecandidate = ({candidate}) => send({type: "new-ice-candidate", candidate});
   pc.ontrack = ({track}) => remoteStream.addTrack(track);
-  pc.onnegotiationneeded = async () => {
-    try {
-      const offer = await pc.createOffer();
-      if (pc.signalingState !== "stable") return;
-      await pc.setLocalDescription(offer);
-      send({type: "video-offer", name: myName, sdp: pc.localDescription});
-    } catch (err) {
-      probe.errors.push(`negotiationneeded: ${err.message}`);
-    }
-  };
+  offerFromStable(pc, (sdp) => send({type: "video-offer", name: myName, sdp}));
   pc.onsignalingstatechange = () => probe.signalingStates.push(pc.signalingState);
   pc.onconnectionstatechange = () => {
     probe.log(`connection ${pc.connectionState}`);
