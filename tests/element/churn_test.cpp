@@ -80,8 +80,11 @@ class Churn : public ::testing::Test {
 };
 
 // Bob takes every offer: the churn is the point here, not the per-caller offer rate (5/s,
-// burst 20 by default) that would cut it short.
-constexpr const char* kTakeEveryOffer = "offer-rate=0";
+// burst 20 by default) that would cut it short, nor the unconnected-backoff, which refuses a
+// caller whose calls held a slot unconnected for connect-timeout (10 s) in total: 100 calls
+// cut short at the answer reach that under ASan (about 100 ms each, encoders started per
+// call), and bob then answers "busy".
+constexpr const char* kTakeEveryOffer = "offer-rate=0 unconnected-backoff=0";
 
 TEST_F(Churn, CallsHungUpRightAfterTheAnswerLeaveNothingBehind) {
   Peer bob("bob", "unused", {.extra = kTakeEveryOffer, .fake_signaller = true});
