@@ -39,13 +39,7 @@ Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return soak::flag_value(i, argc, argv); };
     if (a == "--cycles") {
       o.cycles = std::atoi(value().c_str());
     } else if (a == "--parallel") {

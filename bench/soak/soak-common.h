@@ -25,6 +25,15 @@
 
 namespace soak {
 
+// The value of the flag argv[i] (argv[i + 1], and i moves past it); exits 2 when it is missing.
+inline std::string flag_value(int& i, int argc, char** argv) {
+  if (i + 1 >= argc) {
+    std::fprintf(stderr, "%s needs a value\n", argv[i]);
+    std::exit(2);
+  }
+  return argv[++i];
+}
+
 inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
