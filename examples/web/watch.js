@@ -5,9 +5,12 @@
 // is back (watch-state.js decides when), without a reload.
 //
 // Autoplay: the video has sound, so a browser may refuse to play it before the user has
-// touched the page; then a Play button appears over the video, and a click plays it (with
-// sound). No muted fallback: a muted picture would look like the whole broadcast while its
-// sound is missing, and one click gives both.
+// touched the page (Chromium's and Firefox's autoplay policies). Then the page plays it muted
+// (which browsers allow) and shows a "Play with sound" button over it; a click turns the sound
+// on. The picture is there at once, and nobody takes a muted picture for the whole broadcast:
+// the button says the sound is off. (Chromium presents the frames of a blocked MediaStream
+// video anyway, paused, without sound: a plain Play button over a moving picture would mislead.)
+// Where even muted playback is refused, the same button starts it.
 //
 // Query parameters: watch=NAME (the broadcaster), name= (our name), server= and ice= as on the
 // call page (app.js).
@@ -69,17 +72,21 @@ function sendToPeer(message) {
 // ---- the video and its Play button -------------------------------------------------------------
 
 function tryPlay() {
+  ui.video.muted = false;
   ui.video.play().then(() => (ui.play.hidden = true)).catch((err) => {
-    // NotAllowedError: autoplay is blocked until the user touches the page. (AbortError: a
-    // newer stream replaced this one; its own play() decides.)
-    if (err.name === "NotAllowedError" && ui.video.srcObject) ui.play.hidden = false;
+    // NotAllowedError: sound needs the user's gesture first. (AbortError: a newer stream
+    // replaced this one; its own play() decides.)
+    if (err.name !== "NotAllowedError" || !ui.video.srcObject) return;
+    ui.play.hidden = false;
+    ui.video.muted = true;
+    ui.video.play().catch(() => {});  // refused even muted: the button starts it
   });
 }
 ui.play.addEventListener("click", () => {
+  ui.video.muted = false;
   ui.video.play().then(() => (ui.play.hidden = true))
       .catch((err) => showBanner(`The browser does not play the video: ${err.message}`));
 });
-ui.video.addEventListener("playing", () => (ui.play.hidden = true));
 
 // ---- the call ----------------------------------------------------------------------------------
 

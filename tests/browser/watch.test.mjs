@@ -8,7 +8,8 @@
 //     web-client.mjs), the picture is neither black nor still; getStats says H.264 in Chromium,
 //     VP8 in Firefox (no H.264 in Debian's Firefox: the codec fallback of issue 9), and the
 //     sender runs two video encoders, one of each (gst-launch-1.0 -v names them), not four;
-//   - the page with autoplay blocked shows a Play button and no frame; a click plays;
+//   - the page with autoplay blocked plays muted under a "Play with sound" button; a click
+//     plays it with sound;
 //   - no page ever calls getUserMedia;
 //   - the sender stops (SIGINT): every page shows "ended" or "waiting", its video empty; a new
 //     sender under the same name: every page plays again, without a reload.
@@ -27,6 +28,9 @@ if (!url) {
 }
 const wsUrl = new URL("ws", url).href.replace(/^http/, "ws");
 const senderAddress = process.env.WCC_SENDER_ADDRESS ?? "10.77.1.1";
+// The page over plain http is no secure context: without this switch Chromium would give it no
+// navigator.mediaDevices at all, and "no getUserMedia call" could not fail.
+const secureOrigin = `--unsafely-treat-insecure-origin-as-secure=${new URL(url).origin}`;
 
 const TOTAL_TIMEOUT_MS = 170_000;  // under the 180 s meson gives run.sh
 const started = Date.now();
@@ -85,13 +89,13 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 // ---- the sender --------------------------------------------------------------------------------
 
-// The broadcaster: a moving pattern (the SMPTE bars sliding) and a tone into webrtccall `c`.
+// The broadcaster: a moving pattern (the SMPTE bars sliding by a pixel a frame: a whole turn takes 10 s, far more than between two samples of samplePicture) and a tone into webrtccall `c`.
 function startSender(label) {
   const p = new Pipeline(label, [
     "-m", "-v",
     "webrtccall", "name=c", `signaling-server=${wsUrl}`, "username=show", "max-calls=8",
     "video-codec=h264", `ice-addresses=<"${senderAddress}">`,
-    "videotestsrc", "is-live=true", "pattern=smpte", "horizontal-speed=4", "!",
+    "videotestsrc", "is-live=true", "pattern=smpte", "horizontal-speed=1", "!",
     "video/x-raw,width=320,height=240,framerate=30/1", "!", "c.video_0",
     "audiotestsrc", "is-live=true", "!", "c.audio_0",
   ], {log});
@@ -140,6 +144,7 @@ function reportWatch() {
       state: get("watch-state").dataset.state,
       playButton: !get("play-button").hidden,
       paused: get("remote-video").paused,
+      muted: get("remote-video").muted,
       stream: get("remote-video").srcObject !== null,
       presented: (window.__testRemoteFrames?.count ?? 0) > 0,
     });
@@ -150,8 +155,10 @@ function reportWatch() {
 const reports = {};  // page name -> the last report of reportWatch
 
 async function waitReport(name, what, predicate, timeoutMs = web.STEP_TIMEOUT_MS) {
-  return waitUntil(`${name} ${what} (it reports ${JSON.stringify(reports[name])})`,
-                   () => reports[name] && predicate(reports[name]) && reports[name], timeoutMs);
+  return waitUntil(`${name} ${what}`, () => reports[name] && predicate(reports[name]) && reports[name],
+                   timeoutMs).catch((err) => {
+    throw new Error(`${err.message} (it reports ${JSON.stringify(reports[name])})`);
+  });
 }
 
 // noGesture: the test never evaluates in the page (it reports, reportWatch) until told.
@@ -231,6 +238,14 @@ async function expectPlaying(name, codec) {
     return f.streamFrames >= first.streamFrames + 15 && f;
   });
   const after = await samplePicture(page);
+  const sound = await page.evaluate(() => {
+    const video = document.querySelector('[data-testid="remote-video"]');
+    return {muted: video.muted, paused: video.paused,
+            audioTracks: video.srcObject?.getAudioTracks().length ?? 0};
+  });
+  if (sound.muted || sound.paused || sound.audioTracks !== 1) {
+    throw new Error(`${name}: the video does not play with its sound: ${JSON.stringify(sound)}`);
+  }
   if (after.mean < 40) throw new Error(`${name}: the picture is black (mean luma ${after.mean.toFixed(1)})`);
   const changed = after.luma.filter((y, i) => Math.abs(y - before.luma[i]) > 24).length;
   if (changed < 10) throw new Error(`${name}: the picture does not move (${changed} of 768 samples changed)`);
@@ -264,8 +279,8 @@ try {
   const launchedAt = Date.now();
   const [firefox, chromium, chromiumBlocked] = await Promise.all([
     launchFirefox(),
-    web.launchChromium(["--autoplay-policy=no-user-gesture-required"]),
-    web.launchChromium(["--autoplay-policy=user-gesture-required"]),
+    web.launchChromium(["--autoplay-policy=no-user-gesture-required", secureOrigin]),
+    web.launchChromium(["--autoplay-policy=user-gesture-required", secureOrigin]),
   ]);
   browsers = [firefox, chromium, chromiumBlocked];
   log(`Firefox ${await firefox.version()} and 2 Chromium launched in ${seconds(Date.now() - launchedAt)}`);
@@ -288,19 +303,24 @@ try {
   await all([
     ...normal.map((n) => expectWatchState(n, ["live"]).then(() => expectPlaying(n, codecOf(n)))),
     (async () => {
-      // Autoplay blocked: live, the Play button, and no frame until the click.
-      const r = await waitReport(BLOCKED, "shows the Play button, live",
-                                 (r) => r.state === "live" && r.stream && r.playButton);
-      if (!r.paused || r.presented) {
-        throw new Error(`${BLOCKED}: the video plays before the click (${JSON.stringify(r)})`);
-      }
+      // Autoplay with sound blocked: live, muted, with the Play button (Chromium presents
+      // the frames of a blocked MediaStream video, paused, anyway: the page plays it muted).
+      const r = await waitReport(BLOCKED, "shows the Play button, live, muted",
+                                 (r) => r.state === "live" && r.stream && r.playButton && r.muted &&
+                                        !r.paused);
+      log(`${BLOCKED} before the click: ${JSON.stringify(r)}`);
       const {page} = pages[BLOCKED];
-      log(`${BLOCKED}: Play button shown, video paused, 0 frames presented; clicking Play`);
+      log(`${BLOCKED}: Play button shown, video muted; clicking Play`);
       await web.byTestId(page, "play-button").click();
       await markNotReloaded(BLOCKED);
       await expectPlaying(BLOCKED, codecOf(BLOCKED));
-      if (!(await page.evaluate(() => document.querySelector('[data-testid="play-button"]').hidden))) {
-        throw new Error(`${BLOCKED}: the Play button stays after playing`);
+      const after = await page.evaluate(() => ({
+        button: !document.querySelector('[data-testid="play-button"]').hidden,
+        muted: document.querySelector('[data-testid="remote-video"]').muted,
+        paused: document.querySelector('[data-testid="remote-video"]').paused,
+      }));
+      if (after.button || after.muted || after.paused) {
+        throw new Error(`${BLOCKED}: after the click: ${JSON.stringify(after)}, not playing with sound`);
       }
     })(),
   ]);
@@ -328,6 +348,9 @@ try {
     const {calls, notReloaded} = await pages[n].page.evaluate(
         () => ({calls: window.__testGetUserMedia, notReloaded: window.__testNotReloaded === true}));
     if (calls !== 0) throw new Error(`${n} called getUserMedia ${calls} times`);
+    if (pages[n].browser === "chromium" && !(await pages[n].page.evaluate(() => window.isSecureContext))) {
+      throw new Error(`${n} is no secure context: it could not call getUserMedia`);
+    }
     if (!notReloaded) throw new Error(`${n} was reloaded`);
   }
   if (pageErrors.length) throw new Error(`uncaught errors in the pages:\n  ${pageErrors.join("\n  ")}`);
