@@ -11,12 +11,16 @@
 //   - the page with autoplay blocked plays muted under a "Play with sound" button; a click
 //     plays it with sound;
 //   - no page ever calls getUserMedia;
+//   - the signaling server dies (SIGKILL) and comes back on the same port: the calls go on
+//     (live, frames rising), the pages and the sender register again by themselves;
 //   - the sender stops (SIGINT): every page shows "ended" or "waiting", its video empty; a new
 //     sender under the same name: every page plays again, without a reload.
 // Run by run.sh inside tests/netns-pair-run.sh (node and the browsers in the viewers'
 // namespace, the server and the pipelines in the sender's):
 //   node watch.test.mjs http://10.77.1.1:PORT/
 // WCC_BROWSER_VERBOSE=1 prints the pages' console and the pipelines' output, also on success.
+import {spawn} from "node:child_process";
+
 import {launchFirefox} from "./firefox.mjs";
 import {Pipeline, seconds, waitUntil} from "./pipeline.mjs";
 import * as web from "./web-client.mjs";
@@ -26,7 +30,11 @@ if (!url) {
   console.error("usage: node watch.test.mjs SERVER-URL");
   process.exit(2);
 }
-const wsUrl = new URL("ws", url).href.replace(/^http/, "ws");
+const serverBin = process.env.WCC_SERVER_BIN;
+if (!serverBin) {
+  console.error("watch.test.mjs needs WCC_SERVER_BIN (run.sh sets it)");
+  process.exit(2);
+}
 const senderAddress = process.env.WCC_SENDER_ADDRESS ?? "10.77.1.1";
 // The page over plain http is no secure context: without this switch Chromium would give it no
 // navigator.mediaDevices at all, and "no getUserMedia call" could not fail.
@@ -84,6 +92,31 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {
     console.error(`FAIL after ${elapsed()}: ${signal} received (the harness's timeout?)`);
     process.exit(1);
+  });
+}
+
+// ---- the signaling server the pages and the sender use ------------------------------------------
+
+// The pages load from URL (run.sh's server); their signaling and the sender's go to a server of
+// the test's own, which it kills and starts again on the same port. It runs in the sender's
+// namespace, like run.sh's (WCC_PIPELINE_EXEC).
+let server = null;
+let wsUrl = "";
+process.on("exit", () => server?.kill("SIGKILL"));
+function startServer(port) {
+  const exec = (process.env.WCC_PIPELINE_EXEC ?? "").split(" ").filter(Boolean);
+  const args = ["--address", senderAddress, "--port", String(port)];
+  const child = spawn(exec[0] ?? serverBin, [...exec.slice(1), ...(exec.length ? [serverBin] : []), ...args],
+                      {stdio: ["ignore", "pipe", "inherit"]});
+  server = child;
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/Listening on http:\/\/[\d.]+:(\d+)\//);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on("exit", (code) => reject(new Error(`the server exited (${code}) before listening: ${out}`)));
   });
 }
 
@@ -178,7 +211,7 @@ async function openPage(name, browser, kind, {noGesture = false} = {}) {
     await page.context().addInitScript(reportWatch);
   }
   pages[name] = {page, browser: kind, consoleLines};
-  await page.goto(new URL(`?watch=show&name=${name}`, url).href);
+  await page.goto(new URL(`?watch=show&name=${name}&server=${encodeURIComponent(wsUrl)}`, url).href);
   // A mark that a reload would wipe out.
   if (!noGesture) await markNotReloaded(name);
   return page;
@@ -285,7 +318,9 @@ try {
   browsers = [firefox, chromium, chromiumBlocked];
   log(`Firefox ${await firefox.version()} and 2 Chromium launched in ${seconds(Date.now() - launchedAt)}`);
 
-  log("the pages open ?watch=show before show is online");
+  const port = await startServer(0);
+  wsUrl = `ws://${senderAddress}:${port}/ws`;
+  log(`the pages open ?watch=show before show is online (signaling: ${wsUrl})`);
   await Promise.all([
     openPage("chrome1", chromium, "chromium"),
     openPage("chrome2", chromium, "chromium"),
@@ -325,6 +360,26 @@ try {
     })(),
   ]);
   expectTwoEncoders(gst);
+
+  log("the server dies under the calls: they go on, the pages and show come back by themselves");
+  const registered = gst.count("webrtccall-registered");
+  server.kill("SIGKILL");
+  await new Promise((resolve) => server.once("exit", resolve));
+  await all(names.map((n) => web.waitForState(pages[n].page, "connection-state", "reconnecting")));
+  const during = await all(names.map(async (n) => {
+    if ((await watchState(pages[n].page)) !== "live") throw new Error(`${n} is no longer live without the server`);
+    return (await web.remoteFrames(pages[n].page)).streamFrames;
+  }));
+  await startServer(port);
+  await all(names.map((n) => web.waitForState(pages[n].page, "connection-state", "connected", 40_000)));
+  await waitUntil("show registers again", () => gst.count("webrtccall-registered") > registered, 40_000);
+  await all(names.map(async (n, i) => {
+    // The same stream, still live, 15 frames (half a second) more than during the outage.
+    await expectWatchState(n, ["live"]);
+    await waitUntil(`${n}'s video keeps playing after the outage`,
+                    async () => (await web.remoteFrames(pages[n].page)).streamFrames >= during[i] + 15);
+  }));
+  log("the calls went on through the outage; the pages and show are registered again");
 
   log("show stops: the pages say so");
   await gst.stop();
