@@ -223,3 +223,15 @@ export function utf8Less(a, b) {
   }
   return x.length < y.length;
 }
+
+/**
+ * Why a watched call ended, when the broadcaster hung up with `reason`: a broadcaster that
+ * answers "busy" has all its calls taken (max-calls); other reasons read as on the call page
+ * (`callPageText`, outcome.js's words).
+ */
+export function hangUpWhy(target, reason, callPageText) {
+  if (typeof reason === "string" && reason.trim() === "busy") {
+    return `${target} takes no more viewers for now (busy).`;
+  }
+  return callPageText;
+}

@@ -19,7 +19,7 @@ import {Call} from "./call.js";
 import {parseIceServers} from "./ice.js";
 import {failureReason, hangUpNotice} from "./outcome.js";
 import {Signaling} from "./signaling.js";
-import {utf8Less, viewerName, WatchPlan} from "./watch-state.js";
+import {hangUpWhy, utf8Less, viewerName, WatchPlan} from "./watch-state.js";
 
 const params = new URLSearchParams(location.search);
 const target = (params.get("watch") ?? "").trim().normalize("NFC");
@@ -189,7 +189,8 @@ function onMessage(event) {
       break;
     case "hang-up":
       if (call && fromTarget) {
-        endCall(hangUpNotice(target, msg.reason, plan.state === "live").text);
+        const words = hangUpNotice(target, msg.reason, plan.state === "live").text;
+        endCall(hangUpWhy(target, msg.reason, words));
       } else if (!call && fromTarget && msg.reason === "user-unavailable") {
         plan.userList(false, Date.now());
       }

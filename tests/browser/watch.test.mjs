@@ -305,6 +305,15 @@ const CHROMIUM_PAGES = ["chrome1", "chrome2", "chrome3"];
 const BLOCKED = "chrome3";  // its browser blocks autoplay without a user gesture
 const codecOf = (name) => (pages[name].browser === "firefox" ? "video/VP8" : "video/H264");
 
+// WCC_WATCH_SCREENSHOTS=DIR: each page's screenshot at `step` goes to DIR/PAGE-STEP.png (a
+// screenshot is no user gesture).
+async function screenshots(step) {
+  const dir = process.env.WCC_WATCH_SCREENSHOTS;
+  if (!dir) return;
+  await Promise.all(Object.entries(pages).map(([n, {page}]) =>
+    page.screenshot({path: `${dir}/${n}-${step}.png`}).catch((err) => log(`${n}: no screenshot: ${err.message}`))));
+}
+
 // ---- the test ----------------------------------------------------------------------------------
 
 let failed = false;
@@ -344,6 +353,7 @@ try {
                                  (r) => r.state === "live" && r.stream && r.playButton && r.muted &&
                                         !r.paused);
       log(`${BLOCKED} before the click: ${JSON.stringify(r)}`);
+      await screenshots("blocked");
       const {page} = pages[BLOCKED];
       log(`${BLOCKED}: Play button shown, video muted; clicking Play`);
       await web.byTestId(page, "play-button").click();
@@ -360,6 +370,7 @@ try {
     })(),
   ]);
   expectTwoEncoders(gst);
+  await screenshots("live");
 
   log("the server dies under the calls: they go on, the pages and show come back by themselves");
   const registered = gst.count("webrtccall-registered");
@@ -392,6 +403,7 @@ try {
   const shown = await Promise.all(names.map((n) => pages[n].page.evaluate(
       () => document.querySelector('[data-testid="watch-state"]').textContent)));
   log(`the pages show ${JSON.stringify(shown)}`);
+  await screenshots("stopped");
 
   log("show starts again: every page plays again, without a reload");
   gst = startSender("show2");

@@ -6,7 +6,7 @@ import {test} from "node:test";
 
 // examples/web has no package.json saying its .js files are ES modules: load it as one.
 const source = fs.readFileSync(new URL("../../examples/web/watch-state.js", import.meta.url), "utf8");
-const {WATCH_TIMING, WatchPlan, retryDelayMs, utf8Less, viewerName} =
+const {WATCH_TIMING, WatchPlan, hangUpWhy, retryDelayMs, utf8Less, viewerName} =
     await import(`data:text/javascript,${encodeURIComponent(source)}`);
 
 // A plan whose random numbers are always `r` (0: the shortest delays, 1: the longest).
@@ -172,4 +172,12 @@ test("glare: the smaller name in UTF-8 keeps its offer", () => {
   assert.equal(utf8Less("viewer-abc", "show"), false);
   assert.equal(utf8Less("é", "z"), false);  // 0xc3 > 'z'
   assert.equal(utf8Less("ab", "abc"), true);
+});
+
+test("a busy broadcaster is full; other reasons read as on the call page", () => {
+  assert.equal(hangUpWhy("show", "busy", "show is busy in another call."),
+               "show takes no more viewers for now (busy).");
+  assert.equal(hangUpWhy("show", "stopped", "show hung up: its pipeline stopped."),
+               "show hung up: its pipeline stopped.");
+  assert.equal(hangUpWhy("show", undefined, "show hung up."), "show hung up.");
 });
