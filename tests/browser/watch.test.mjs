@@ -3,6 +3,7 @@
 // pattern and a tone) in the sender's namespace, and in the viewers' namespace three Chromium
 // pages (two in one browser, one in a browser with autoplay blocked) and one Firefox page, all
 // on ?watch=show. A user checks:
+//   - a page asking for a name another viewer has gets another one and watches all the same;
 //   - before the sender is there, each page says it waits for show;
 //   - then each page's video plays: frames presented keep rising (requestVideoFrameCallback,
 //     web-client.mjs), the picture is neither black nor still; getStats says H.264 in Chromium,
@@ -195,7 +196,8 @@ async function waitReport(name, what, predicate, timeoutMs = web.STEP_TIMEOUT_MS
 }
 
 // noGesture: the test never evaluates in the page (it reports, reportWatch) until told.
-async function openPage(name, browser, kind, {noGesture = false} = {}) {
+// ask: the name the page asks for (&name=), by default `name`.
+async function openPage(name, browser, kind, {noGesture = false, ask = name} = {}) {
   const consoleLines = [];
   const page = await web.newPage(browser, {consoleLines, pageErrors, label: name});
   if (kind === "firefox") {
@@ -211,7 +213,7 @@ async function openPage(name, browser, kind, {noGesture = false} = {}) {
     await page.context().addInitScript(reportWatch);
   }
   pages[name] = {page, browser: kind, consoleLines};
-  await page.goto(new URL(`?watch=show&name=${name}&server=${encodeURIComponent(wsUrl)}`, url).href);
+  await page.goto(new URL(`?watch=show&name=${ask}&server=${encodeURIComponent(wsUrl)}`, url).href);
   // A mark that a reload would wipe out.
   if (!noGesture) await markNotReloaded(name);
   return page;
@@ -330,13 +332,22 @@ try {
   const port = await startServer(0);
   wsUrl = `ws://${senderAddress}:${port}/ws`;
   log(`the pages open ?watch=show before show is online (signaling: ${wsUrl})`);
+  // chrome2 asks for chrome1's name once chrome1 has it: the server gives it another one.
+  await openPage("chrome1", chromium, "chromium");
+  await web.waitForState(pages.chrome1.page, "connection-state", "connected");
   await Promise.all([
-    openPage("chrome1", chromium, "chromium"),
-    openPage("chrome2", chromium, "chromium"),
+    openPage("chrome2", chromium, "chromium", {ask: "chrome1"}),
     openPage(BLOCKED, chromiumBlocked, "chromium", {noGesture: true}),
     openPage("fox1", firefox, "firefox"),
   ]);
   const names = Object.keys(pages);
+  await web.waitForState(pages.chrome2.page, "connection-state", "connected");
+  const renamed = await pages.chrome2.page.evaluate(
+      () => document.querySelector('[data-testid="watch-name"]').textContent);
+  if (renamed === "chrome1" || !renamed.startsWith("chrome1")) {
+    throw new Error(`chrome2 asked for the taken name chrome1 and is called "${renamed}"`);
+  }
+  log(`chrome2 asked for chrome1's name and watches as "${renamed}"`);
   await all(names.map((n) => n === BLOCKED ? waitReport(n, "shows waiting", (r) => r.state === "waiting")
                                            : expectWatchState(n, ["waiting"])));
 
