@@ -188,11 +188,11 @@ function onMessage(event) {
       }
       break;
     case "hang-up":
+      // (A late one, for a call already ended here, changes nothing: the user list says who
+      // is online.)
       if (call && fromTarget) {
         const words = hangUpNotice(target, msg.reason, plan.state === "live").text;
         endCall(hangUpWhy(target, msg.reason, words));
-      } else if (!call && fromTarget && msg.reason === "user-unavailable") {
-        plan.userList(false, Date.now());
       }
       break;
     case "error":

@@ -124,10 +124,11 @@ function startServer(port) {
 // ---- the sender --------------------------------------------------------------------------------
 
 // The broadcaster: a moving pattern (the SMPTE bars sliding by a pixel a frame: a whole turn takes 10 s, far more than between two samples of samplePicture) and a tone into webrtccall `c`.
-function startSender(label) {
+// more: more properties of the element.
+function startSender(label, more = []) {
   const p = new Pipeline(label, [
     "-m", "-v",
-    "webrtccall", "name=c", `signaling-server=${wsUrl}`, "username=show", "max-calls=8",
+    "webrtccall", "name=c", `signaling-server=${wsUrl}`, "username=show", "max-calls=8", ...more,
     "video-codec=h264", `ice-addresses=<"${senderAddress}">`,
     "videotestsrc", "is-live=true", "pattern=smpte", "horizontal-speed=1", "!",
     "video/x-raw,width=320,height=240,framerate=30/1", "!", "c.video_0",
@@ -417,10 +418,17 @@ try {
   await screenshots("stopped");
 
   log("show starts again: every page plays again, without a reload");
-  gst = startSender("show2");
+  // This time show also calls fox1 itself (peer=fox1), while fox1 calls show: whichever offer
+  // goes first, or both at once (glare: the smaller name, fox1, keeps its offer), one call.
+  gst = startSender("show2", ["peer=fox1"]);
   await gst.waitMessage("webrtccall-registered");
   await all(names.map((n) => expectWatchState(n, ["live"], 30_000).then(() => expectPlaying(n, codecOf(n)))));
   expectTwoEncoders(gst);
+  const foxCalls = gst.messages.filter((m) => m.name === "webrtccall-call-started" && m.fields.peer === "fox1");
+  log(`show2's calls with fox1: ${foxCalls.map((m) => m.fields.direction).join(", ")}`);
+  if (gst.count("webrtccall-call-connected", "fox1") !== 1) {
+    throw new Error(`show2 connected ${gst.count("webrtccall-call-connected", "fox1")} calls with fox1, not 1`);
+  }
 
   for (const n of names) {
     const {calls, notReloaded} = await pages[n].page.evaluate(
