@@ -3,6 +3,7 @@
 // pattern and a tone) in the sender's namespace, and in the viewers' namespace three Chromium
 // pages (two in one browser, one in a browser with autoplay blocked) and one Firefox page, all
 // on ?watch=show. A user checks:
+//   - a page opened while the signaling server is down says so and connects once it is up;
 //   - a page asking for a name another viewer has gets another one and watches all the same;
 //   - before the sender is there, each page says it waits for show;
 //   - then each page's video plays: frames presented keep rising (requestVideoFrameCallback,
@@ -332,10 +333,23 @@ try {
 
   const port = await startServer(0);
   wsUrl = `ws://${senderAddress}:${port}/ws`;
-  log(`the pages open ?watch=show before show is online (signaling: ${wsUrl})`);
-  // chrome2 asks for chrome1's name once chrome1 has it: the server gives it another one.
+  // The first page opens while the server is down: it says so and tries again by itself.
+  server.kill("SIGKILL");
+  await new Promise((resolve) => server.once("exit", resolve));
+  log(`chrome1 opens ?watch=show with its server down (signaling: ${wsUrl})`);
   await openPage("chrome1", chromium, "chromium");
+  await web.waitForPage(pages.chrome1.page, () => {
+    const state = document.querySelector('[data-testid="watch-state"]');
+    return state.dataset.state === "server" && /Trying again in \d+ s/.test(state.textContent);
+  }).catch(async () => {
+    const text = await pages.chrome1.page.evaluate(
+        () => document.querySelector('[data-testid="watch-state"]').textContent);
+    throw new Error(`chrome1 should say it cannot reach the server and tries again, it says "${text}"`);
+  });
+  await startServer(port);
   await web.waitForState(pages.chrome1.page, "connection-state", "connected");
+  log("the server is up: chrome1 connected by itself; the other pages open");
+  // chrome2 asks for chrome1's name once chrome1 has it: the server gives it another one.
   await Promise.all([
     openPage("chrome2", chromium, "chromium", {ask: "chrome1"}),
     openPage(BLOCKED, chromiumBlocked, "chromium", {noGesture: true}),
