@@ -191,7 +191,8 @@ export class WatchPlan {
         return {state: "server", text: "Connecting to the server…"};
       case "waiting":
         return {state: "waiting",
-                text: `Waiting for ${t} to go live…` + (this.why ? ` (${this.why})` : "")};
+                text: `Waiting for ${t} to go live…` +
+                      (this.why ? ` The last broadcast ended: ${this.why}` : "")};
       case "connecting":
         return {state: "connecting", text: `Connecting to ${t}…`};
       case "live":

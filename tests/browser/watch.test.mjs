@@ -15,8 +15,9 @@
 //   - no page ever calls getUserMedia;
 //   - the signaling server dies (SIGKILL) and comes back on the same port: the calls go on
 //     (live, frames rising), the pages and the sender register again by themselves;
-//   - the sender stops (SIGINT): every page shows "ended" or "waiting", its video empty; a new
-//     sender under the same name: every page plays again, without a reload.
+//   - the sender stops (SIGINT), and then, started again, is killed (SIGKILL): every page shows
+//     "ended" or "waiting" and why, its video empty; a new sender under the same name: every
+//     page plays again, without a reload.
 // Run by run.sh inside tests/netns-pair-run.sh (node and the browsers in the viewers'
 // namespace, the server and the pipelines in the sender's):
 //   node watch.test.mjs http://10.77.1.1:PORT/
@@ -418,18 +419,32 @@ try {
   }));
   log("the calls went on through the outage; the pages and show are registered again");
 
+  // The broadcast ends (SIGINT: the element hangs up, "stopped") or drops (SIGKILL: the server
+  // hangs up for it, "disconnected"): every page says so, its video empty.
+  async function expectEnded(how, words) {
+    await all(names.map((n) => expectWatchState(n, ["ended", "waiting"])));
+    const shown = await all(names.map(async (n) => {
+      const {empty, text} = await pages[n].page.evaluate(() => ({
+        empty: document.querySelector('[data-testid="remote-video"]').srcObject === null,
+        text: document.querySelector('[data-testid="watch-state"]').textContent,
+      }));
+      if (!empty) throw new Error(`${n} still shows a stream after show ${how}`);
+      if (!text.includes(words)) throw new Error(`${n} says "${text}" after show ${how}, not "${words}"`);
+      return text;
+    }));
+    log(`show ${how}: the pages show ${JSON.stringify(shown)}`);
+  }
   log("show stops: the pages say so");
   await gst.stop();
-  await all(names.map((n) => expectWatchState(n, ["ended", "waiting"])));
-  for (const n of names) {
-    const empty = await pages[n].page.evaluate(
-        () => document.querySelector('[data-testid="remote-video"]').srcObject === null);
-    if (!empty) throw new Error(`${n} still shows a stream after show stopped`);
-  }
-  const shown = await Promise.all(names.map((n) => pages[n].page.evaluate(
-      () => document.querySelector('[data-testid="watch-state"]').textContent)));
-  log(`the pages show ${JSON.stringify(shown)}`);
+  await expectEnded("stopped", "show hung up: its pipeline stopped.");
   await screenshots("stopped");
+
+  log("show starts again, and is killed: the pages say so");
+  gst = startSender("show1b");
+  await all(names.map((n) => expectWatchState(n, ["live"], 30_000).then(() => expectPlaying(n, codecOf(n)))));
+  gst.kill("SIGKILL");
+  await gst.exited;
+  await expectEnded("was killed", "show went offline (disconnected from the server).");
 
   log("show starts again: every page plays again, without a reload");
   // This time show also calls fox1 itself (peer=fox1), while fox1 calls show: whichever offer

@@ -79,7 +79,8 @@ test("the broadcaster leaves: waiting (the last outcome kept), no calls; back: c
   p.callEnded("show went offline (disconnected from the server).", 1000);
   p.userList(false, 1100);
   assert.equal(p.state, "waiting");
-  assert.match(p.describe(1100).text, /^Waiting for show to go live… \(show went offline/);
+  assert.equal(p.describe(1100).text, "Waiting for show to go live… The last broadcast ended: " +
+               "show went offline (disconnected from the server).");
   assert.equal(p.next(60_000).action, "");
   p.userList(true, 60_000);
   assert.equal(p.next(60_000).action, "call");
