@@ -123,14 +123,19 @@ export class WatchPlan {
   /** A call to the target starts now (ours, or the target's offer that we answer). */
   callStarted(now) {
     this.state = "connecting";
+    this.interrupted = false;
     this.callAt = null;
     this.attempts++;
     this.connectDeadline = now + WATCH_TIMING.connectTimeoutMs;
   }
 
+  /** ICE of the live call lost its path (true) or found it again (false). */
+  interrupted = false;
+
   /** The call connected (ICE). */
   callLive() {
     this.state = "live";
+    this.interrupted = false;
     this.why = "";
     this.attempts = 0;
     this.connectDeadline = null;
@@ -196,7 +201,8 @@ export class WatchPlan {
       case "connecting":
         return {state: "connecting", text: `Connecting to ${t}…`};
       case "live":
-        return {state: "live", text: `Live: ${t}`};
+        return {state: "live",
+                text: `Live: ${t}` + (this.interrupted ? " (connection interrupted…)" : "")};
       case "ended":
         return {state: "ended",
                 text: `The broadcast ended: ${this.why || "no reason given"}` +

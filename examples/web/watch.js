@@ -106,6 +106,10 @@ function newCall() {
     if (state === "connected" || state === "completed") {
       c.iceConnected = true;
       if (plan.state !== "live") plan.callLive();
+      plan.interrupted = false;
+    } else if (state === "disconnected") {
+      // ICE lost its path; it may find it again, else it fails (and the call ends).
+      plan.interrupted = plan.state === "live";
     } else if (state === "failed") {
       endCall(`ICE failed: no network path to ${target}.`, {notifyPeer: true, reason: "ice-failed"});
     }

@@ -59,6 +59,9 @@ test("a call that connects is live; when it ends the page says why and calls aga
   assert.equal(p.describe(0).text, "Connecting to show…");
   p.callLive();
   assert.deepEqual(p.describe(10), {state: "live", text: "Live: show"});
+  p.interrupted = true;  // ICE "disconnected"
+  assert.deepEqual(p.describe(10), {state: "live", text: "Live: show (connection interrupted…)"});
+  p.interrupted = false;
   // A user list while live changes nothing (the call is peer to peer).
   p.userList(false, 20);
   p.userList(true, 30);
