@@ -6,7 +6,9 @@
 # so their traffic crosses a link as it would between two machines, and neither side ever
 # sees the machine's real interfaces. The signaling server listens on 10.77.1.1.
 # Both namespaces go when the command ends, also when it fails or is killed by a signal:
-# the sender's is anonymous (unshare), the viewers' is deleted by the trap below (and a
+# every process still in either of them is killed (a server or a viewer the command left
+# behind would otherwise keep its namespace alive), the sender's namespace is anonymous
+# (unshare) and goes with its last process, the viewers' is deleted by the trap below (and a
 # stale one left by a SIGKILLed run is deleted by the next run).
 #   tests/netns-pair-run.sh COMMAND [ARGS...]
 # Needs root (CI runs as root): ip netns add cannot run in a user namespace.
@@ -26,9 +28,17 @@ for ns in $(ip netns list 2>/dev/null | awk '/^wcc-viewers-[0-9]+/ {print $1}');
 done
 ns="wcc-viewers-$$"
 cleanup() {
-  # Processes still in the viewers' namespace first, then the namespace itself.
+  # Processes still in the viewers' namespace, then the namespace itself; then whatever the
+  # command left running in the sender's (ours: same network namespace as this shell).
   for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
   ip netns delete "$ns" 2>/dev/null || true
+  local me p
+  me=$(readlink /proc/$$/ns/net)
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = $$ ] && continue
+    [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$me" ] && kill -KILL "${p#/proc/}" 2>/dev/null
+  done
+  return 0
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
