@@ -1,9 +1,12 @@
 // `peer` as a list (gst-plugin/peer-list.h): one sender with peer="a,b,c" max-calls=3 calls
 // three viewers that wait; one viewer's pipeline restarts and it is called again, the other
-// two calls go on undisturbed. Inside a network namespace of the test's own (netns-run.sh).
+// two calls go on undisturbed. Join pacing (max-connecting, join-pacer.h). Inside a network
+// namespace of the test's own (netns-run.sh).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <set>
 
 #include "peer.h"
 
@@ -63,6 +66,54 @@ TEST(ElementPeers, ListCallsEachAndRedialsARestartedOne) {
   ASSERT_TRUE(cam.wait_message("webrtccall-call-ended", {{"peer", "c"}}));
   EXPECT_FALSE(cam.wait_message("webrtccall-call-started", {{"peer", "c"}}, 3000));
   EXPECT_EQ(cam.calls(), (std::vector<std::string>{"a", "b"}));
+}
+
+// Join pacing: with max-connecting=1, four viewers calling at once are answered one after
+// the other (each once the one before connected), and all get video. Without pacing
+// (max-connecting=0) the four are connecting at once: the check is not vacuous.
+static int most_connecting(Peer& cam) {
+  std::set<std::string> connecting;
+  std::size_t most = 0;
+  for (const std::string& m : cam.message_log()) {
+    std::string name = m.substr(0, m.find(' ')), peer = m.substr(m.find(' ') + 1);
+    if (name == "webrtccall-call-started") connecting.insert(peer);
+    if (name == "webrtccall-call-connected" || name == "webrtccall-call-ended") {
+      connecting.erase(peer);
+    }
+    most = std::max(most, connecting.size());
+  }
+  return static_cast<int>(most);
+}
+
+static int join_at_once(const std::string& max_connecting) {
+  ServerProcess server;
+  EXPECT_TRUE(server.ok());
+  const std::string url = server.ws_url();
+  Peer cam("cam", url,
+           {.send_audio = false, .extra = "max-calls=5 max-connecting=" + max_connecting});
+  EXPECT_TRUE(cam.play());
+  EXPECT_TRUE(cam.wait_message("webrtccall-registered", {}));
+  std::vector<std::unique_ptr<Peer>> viewers;
+  for (const char* n : {"v1", "v2", "v3", "v4"}) {
+    viewers.push_back(std::make_unique<Peer>(
+        n, url, PeerOptions{.send_video = false, .send_audio = false, .peer = "cam"}));
+  }
+  for (auto& v : viewers) EXPECT_TRUE(v->play());
+  for (auto& v : viewers) {
+    EXPECT_TRUE(v->wait_message("webrtccall-call-connected", {{"peer", "cam"}}, 30000));
+    EXPECT_TRUE(gets_video(*v, 10));
+  }
+  EXPECT_EQ(cam.calls().size(), 4u);
+  EXPECT_FALSE(cam.has_message("webrtccall-call-refused", {}));
+  return most_connecting(cam);
+}
+
+TEST(ElementPeers, MaxConnectingAnswersOneAfterTheOther) {
+  EXPECT_EQ(join_at_once("1"), 1);
+}
+
+TEST(ElementPeers, WithoutPacingTheyConnectAtOnce) {
+  EXPECT_GT(join_at_once("0"), 1);
 }
 
 int main(int argc, char** argv) {
