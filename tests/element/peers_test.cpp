@@ -9,6 +9,7 @@
 #include <set>
 
 #include "peer.h"
+#include "raw-client.h"
 
 using test::Peer;
 using test::PeerOptions;
@@ -114,6 +115,44 @@ TEST(ElementPeers, MaxConnectingAnswersOneAfterTheOther) {
 
 TEST(ElementPeers, WithoutPacingTheyConnectAtOnce) {
   EXPECT_GT(join_at_once("0"), 1);
+}
+
+// An offer held for connect-timeout is refused with "timeout", and the viewer redials until
+// a slot frees. The one slot (max-connecting=1) is held by an outgoing call to mallory, a raw
+// client that never answers (answer-timeout 30 s).
+TEST(ElementPeers, HeldTooLongIsRefusedAndTheViewerRedials) {
+  ServerProcess server;
+  ASSERT_TRUE(server.ok());
+  const std::string url = server.ws_url();
+  auto mallory = std::make_unique<test::RawClient>(url, "mallory");
+  Peer cam("cam", url,
+           {.send_audio = false,
+            .peer = "mallory",
+            .extra = "max-calls=3 max-connecting=1 connect-timeout=2 answer-timeout=30"});
+  ASSERT_TRUE(cam.play());
+  ASSERT_TRUE(mallory->run_until([&] { return !mallory->types.empty(); }));  // cam's offer
+  EXPECT_EQ(mallory->types.front(), "video-offer");
+  ASSERT_TRUE(cam.wait_message("webrtccall-call-started", {{"peer", "mallory"}}));
+
+  Peer v("v", url, {.send_video = false, .send_audio = false, .peer = "cam"});
+  ASSERT_TRUE(v.play());
+  ASSERT_TRUE(v.wait_message("webrtccall-call-started", {{"peer", "cam"}}));
+  auto offered = std::chrono::steady_clock::now();
+  ASSERT_TRUE(
+      cam.wait_message("webrtccall-call-refused", {{"peer", "v"}, {"reason", "timeout"}}, 10000));
+  EXPECT_GE(std::chrono::steady_clock::now() - offered, std::chrono::milliseconds(1500));
+  EXPECT_FALSE(cam.has_message("webrtccall-call-started", {{"peer", "v"}}));  // never answered
+  GstStructure* ended = v.wait_message("webrtccall-call-ended", {{"peer", "cam"}});
+  ASSERT_NE(ended, nullptr);
+  EXPECT_STREQ(gst_structure_get_string(ended, "reason"), "cam ended the call: timeout");
+  // It redials (and is held again while mallory's call holds the slot).
+  ASSERT_TRUE(v.wait_message("webrtccall-call-started", {{"peer", "cam"}}, 5000));
+
+  // mallory leaves: its call ends, the slot is free, v's offer is answered.
+  mallory.reset();
+  ASSERT_TRUE(cam.wait_message("webrtccall-call-ended", {{"peer", "mallory"}}));
+  ASSERT_TRUE(v.wait_message("webrtccall-call-connected", {{"peer", "cam"}}, 20000));
+  EXPECT_TRUE(gets_video(v, 10));
 }
 
 int main(int argc, char** argv) {
