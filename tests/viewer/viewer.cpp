@@ -11,6 +11,8 @@
 //   {"viewer":"v-3","t_ms":9000,"event":"ended","peer":"cam","reason":"cam hung up"}
 //   {"viewer":"v-3","t_ms":9100,"event":"summary","frames":...,"calls":1,...}
 // t_ms counts from the program's start (one clock for every viewer of the process).
+// --codec sets the viewers' video-codec property; a receive-only viewer offers (and answers)
+// every codec it can decode, so which one it gets is the sender's choice.
 // Exits 0 at --duration or on SIGTERM/SIGINT (every pipeline torn down to NULL), 1 when a
 // viewer's pipeline posted an error, 2 on bad arguments.
 #include <glib-unix.h>
