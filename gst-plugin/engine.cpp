@@ -130,6 +130,7 @@ Settings Engine::settings() const {
   s.call_timeout_s = element_->call_timeout;
   s.max_reconnect_delay_s = element_->max_reconnect_delay;
   s.connect_timeout_s = element_->connect_timeout;
+  s.max_connecting = element_->max_connecting;
   s.answer_timeout_s = element_->answer_timeout;
   s.remote_limits.max_mlines = element_->max_mlines;
   s.remote_limits.max_transports = element_->max_transports;
@@ -237,6 +238,9 @@ void Engine::stop() {
     dying_.clear();
     gwc::clear_source(health_source_);
     gwc::clear_source(peer_retry_source_);
+    gwc::clear_source(pacer_source_);
+    held_.clear();
+    pacer_ = JoinPacer();
     gwc::clear_source(reconnect_source_);
     gst_webrtc_call_signaller_stop(signaller_);
     disconnect_signaller();
@@ -337,34 +341,43 @@ void Engine::on_users(const char* const* users) {
   std::erase_if(no_redial_, [&](const std::string& p) {
     return std::find(list.begin(), list.end(), p) == list.end();
   });
-  // The configured peer came (back) online: it may be called again.
-  std::string peer = settings().peer;
-  if (!peer.empty() && std::find(list.begin(), list.end(), peer) == list.end()) {
-    peer_attempts_ = 0;
+  // A listed user went offline: back online, it is called at once, the backoff from 1 s.
+  sync_peer_list();
+  for (const std::string& p : dialer_.peers()) {
+    if (std::find(list.begin(), list.end(), p) == list.end()) dialer_.reset(p);
   }
   maybe_call_peer();
 }
 
-void Engine::maybe_call_peer() {
-  std::string peer = settings().peer;
-  if (peer.empty() || !registered_ || calls_.contains(peer) || no_redial_.contains(peer) ||
-      peer_retry_source_) {
-    return;
-  }
-  std::vector<std::string> users = this->users();
-  if (std::find(users.begin(), users.end(), peer) == users.end()) return;  // not online yet
-  place_call(peer);
+void Engine::sync_peer_list() {
+  dialer_.set_peers(parse_peer_list(settings().peer));
 }
 
-void Engine::schedule_peer_retry() {
-  std::string peer = settings().peer;
-  if (peer.empty() || no_redial_.contains(peer) || peer_retry_source_) return;
-  // 1 s, 2 s, 4 s ... up to 30 s between attempts.
-  guint delay = std::min(30u, 1u << std::min(peer_attempts_, 5u));
-  peer_attempts_++;
-  GST_INFO_OBJECT(element_, "calling %s again in %u s", peer.c_str(), delay);
+// Every listed user that is online, not in a call, has not hung up on us and has no redial
+// pending is called, in list order, while max-calls allows.
+void Engine::maybe_call_peer() {
+  sync_peer_list();
+  if (!registered_) return;
+  std::vector<std::string> users = this->users();
+  gint64 now = g_get_monotonic_time();
+  for (const std::string& peer : dialer_.due(now, [&](const std::string& p) {
+         return !calls_.contains(p) && !no_redial_.contains(p) &&
+                std::find(users.begin(), users.end(), p) != users.end();
+       })) {
+    if (calls_.size() >= settings().max_calls) break;
+    if (!pacer_.may_start_outgoing(connecting_calls())) break;  // called when a slot frees
+    place_call(peer);
+  }
+  arm_peer_retry();
+}
+
+void Engine::arm_peer_retry() {
+  gwc::clear_source(peer_retry_source_);
+  gint64 now = g_get_monotonic_time();
+  std::optional<gint64> next = dialer_.next_retry_us(now);
+  if (!next) return;
   peer_retry_source_ = gwc::add_timeout(
-      delay * 1000,
+      static_cast<guint>((*next - now + 999) / 1000),
       [](gpointer data) -> gboolean {
         auto* self = static_cast<Engine*>(data);
         gwc::clear_source(self->peer_retry_source_);
@@ -372,6 +385,16 @@ void Engine::schedule_peer_retry() {
         return G_SOURCE_REMOVE;
       },
       this);
+}
+
+void Engine::schedule_peer_retry(const std::string& peer) {
+  sync_peer_list();
+  if (!dialer_.listed(peer) || no_redial_.contains(peer)) return;
+  gint64 now = g_get_monotonic_time();
+  gint64 at = dialer_.schedule_retry(peer, now);
+  GST_INFO_OBJECT(element_, "calling %s again in %" G_GINT64_FORMAT " ms", peer.c_str(),
+                  (at - now) / 1000);
+  arm_peer_retry();
 }
 
 void Engine::place_call(const std::string& peer) {
@@ -416,7 +439,7 @@ bool Engine::accept_incoming(const std::string& peer) {
   Settings s = settings();
   gint64 now = g_get_monotonic_time();
   bool backoff = admission_.in_backoff(peer, now);
-  bool busy = calls_.size() >= s.max_calls || backoff;
+  bool busy = calls_.size() + held_.size() >= s.max_calls || backoff;
   if (busy && !admission_.refusal_allowed(now)) {
     if (remote_log_.allow(now)) {
       GST_WARNING_OBJECT(element_,
@@ -489,24 +512,24 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
           GST_INFO_OBJECT(element_, "offer from %s ignored: %s", peer.c_str(), step.reason.c_str());
           return;
       }
+    } else if (auto held = held_.find(peer); held != held_.end()) {
+      // A held caller offers again: its newest offer waits in its place.
+      held->second = HeldOffer{sdp, {}};
+      return;
     } else if (!accept_incoming(peer)) {
       return;
     }
-    Settings s = settings();
-    auto call = std::make_unique<Call>(*this, peer, ++next_call_id_, false, s);
-    Call* c = call.get();
-    calls_.emplace(peer, std::move(call));
-    calls_changed();
-    post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
-                           "direction", G_TYPE_STRING, "incoming", nullptr));
-    std::string error;
-    // Checked before webrtcbin exists: a refused offer costs no transport.
-    if (!c->check_remote(sdp, error) || !c->start(error) ||
-        c->remote_offer(sdp, error).action != Negotiation::Action::kApplyRemoteOffer) {
-      GST_ELEMENT_WARNING(element_, STREAM, DECODE,
-                          ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
-      end_call(peer, error, admission_.refusal_allowed(now) ? "invalid-sdp" : nullptr);
+    Settings ps = settings();
+    pacer_.set_limits(ps.max_connecting,
+                      static_cast<gint64>(ps.connect_timeout_s) * G_USEC_PER_SEC);
+    if (pacer_.hold(peer, now, connecting_calls())) {
+      GST_INFO_OBJECT(element_, "holding the offer of %s: %u calls connecting (max-connecting %u)",
+                      peer.c_str(), connecting_calls(), ps.max_connecting);
+      held_[peer] = HeldOffer{sdp, {}};
+      arm_pacer(false);
+      return;
     }
+    start_incoming(peer, sdp, {});
     return;
   }
   if (it == calls_.end()) {
@@ -521,6 +544,82 @@ void Engine::on_description(const char* peer_c, int type_i, const char* sdp) {
                         ("Invalid answer from %s: %s", peer.c_str(), error.c_str()), (nullptr));
     end_call(peer, error, "invalid-sdp");
   }
+}
+
+void Engine::start_incoming(const std::string& peer, const std::string& sdp_s,
+                            const std::vector<HeldCandidate>& candidates) {
+  const char* sdp = sdp_s.c_str();
+  gint64 now = g_get_monotonic_time();
+  {
+    Settings s = settings();
+    auto call = std::make_unique<Call>(*this, peer, ++next_call_id_, false, s);
+    Call* c = call.get();
+    calls_.emplace(peer, std::move(call));
+    calls_changed();
+    post(gst_structure_new("webrtccall-call-started", "peer", G_TYPE_STRING, peer.c_str(),
+                           "direction", G_TYPE_STRING, "incoming", nullptr));
+    std::string error;
+    // Checked before webrtcbin exists: a refused offer costs no transport.
+    if (!c->check_remote(sdp, error) || !c->start(error) ||
+        c->remote_offer(sdp, error).action != Negotiation::Action::kApplyRemoteOffer) {
+      GST_ELEMENT_WARNING(element_, STREAM, DECODE,
+                          ("Refused the call of %s: %s", peer.c_str(), error.c_str()), (nullptr));
+      end_call(peer, error, admission_.refusal_allowed(now) ? "invalid-sdp" : nullptr);
+      return;
+    }
+    for (const HeldCandidate& h : candidates) {
+      c->remote_candidate(h.mline, h.mid ? h.mid->c_str() : nullptr, h.candidate.c_str());
+    }
+  }
+}
+
+unsigned Engine::connecting_calls() const {
+  unsigned n = 0;
+  for (const auto& [p, c] : calls_) n += !c->connected();
+  return n;
+}
+
+void Engine::run_pacer() {
+  gwc::clear_source(pacer_source_);
+  Settings s = settings();
+  pacer_.set_limits(s.max_connecting, static_cast<gint64>(s.connect_timeout_s) * G_USEC_PER_SEC);
+  gint64 now = g_get_monotonic_time();
+  // Held for connect-timeout: refused, the caller redials (an element after "timeout").
+  for (const std::string& peer : pacer_.expire(now)) {
+    held_.erase(peer);
+    GST_INFO_OBJECT(element_, "offer of %s held for connect-timeout: refused", peer.c_str());
+    if (admission_.refusal_allowed(now)) {
+      gst_webrtc_call_signaller_send_hang_up(signaller_, peer.c_str(), "timeout");
+    }
+    post(gst_structure_new("webrtccall-call-refused", "peer", G_TYPE_STRING, peer.c_str(), "reason",
+                           G_TYPE_STRING, "timeout", nullptr));
+  }
+  for (const std::string& peer : pacer_.release(connecting_calls())) {
+    auto node = held_.extract(peer);
+    if (node.empty()) continue;
+    start_incoming(peer, node.mapped().sdp, node.mapped().candidates);
+  }
+  maybe_call_peer();  // outgoing calls waiting for a slot
+  arm_pacer(false);
+}
+
+void Engine::arm_pacer(bool soon) {
+  if (soon && pacer_source_ && held_.empty()) return;
+  gwc::clear_source(pacer_source_);
+  guint ms = 0;
+  if (!soon) {
+    std::optional<gint64> next = pacer_.next_expiry_us();
+    if (!next) return;
+    ms = static_cast<guint>(std::max<gint64>(0, *next - g_get_monotonic_time() + 999) / 1000);
+  }
+  pacer_source_ = gwc::add_timeout(
+      ms,
+      [](gpointer data) -> gboolean {
+        auto* self = static_cast<Engine*>(data);
+        self->run_pacer();
+        return G_SOURCE_REMOVE;
+      },
+      this);
 }
 
 void Engine::on_candidate(const char* peer, guint mline, const char* mid, const char* candidate) {
@@ -544,6 +643,14 @@ void Engine::on_candidate(const char* peer, guint mline, const char* mid, const 
     }
     return;
   }
+  if (auto held = held_.find(peer); held != held_.end()) {
+    // Its offer waits for a slot: so do its candidates.
+    if (held->second.candidates.size() < settings().remote_limits.max_candidates) {
+      held->second.candidates.push_back(
+          {mline, mid ? std::optional<std::string>(mid) : std::nullopt, candidate});
+    }
+    return;
+  }
   auto it = calls_.find(peer);
   if (it == calls_.end()) return;  // late candidates of an ended call
   it->second->remote_candidate(mline, mid, candidate);
@@ -551,10 +658,12 @@ void Engine::on_candidate(const char* peer, guint mline, const char* mid, const 
 
 void Engine::on_remote_hang_up(const char* peer_c, const char* reason_c) {
   std::string peer = peer_c, reason = reason_c ? reason_c : "";
+  if (held_.erase(peer)) pacer_.remove(peer);  // it gave up waiting
   if (!calls_.contains(peer)) return;
   // Deliberate: the remote hung up or declined. Not deliberate: absent, gone, busy.
   bool deliberate = reason.empty() || reason == "declined" || reason == "hang-up";
-  if (deliberate && peer == settings().peer) no_redial_.insert(peer);
+  sync_peer_list();
+  if (deliberate && dialer_.listed(peer)) no_redial_.insert(peer);
   end_call(peer, describe_remote_hang_up(peer, reason), nullptr);
 }
 
@@ -649,7 +758,8 @@ void Engine::call_error(unsigned call_id, std::string message) {
 }
 
 void Engine::call_connected(Call* call) {
-  if (call->peer() == settings().peer) peer_attempts_ = 0;
+  dialer_.reset(call->peer());
+  arm_pacer(true);  // a slot is free
   post(gst_structure_new("webrtccall-call-connected", "peer", G_TYPE_STRING, call->peer().c_str(),
                          nullptr));
 }
@@ -675,7 +785,8 @@ void Engine::end_call(std::string peer, const std::string& reason, const char* h
   Call* c = call.get();
   dying_.emplace(id, std::move(call));
   c->teardown([this, id] { dying_.erase(id); });
-  if (peer == settings().peer) schedule_peer_retry();
+  schedule_peer_retry(peer);
+  if (registered_) arm_pacer(true);  // a slot may be free
 }
 
 void Engine::call(const std::string& peer) {

@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "backoff.h"
+#include "join-pacer.h"
 #include "media.h"
+#include "peer-list.h"
 #include "remote-limits.h"
 #include "signaller.h"
 
@@ -38,6 +40,7 @@ struct Settings {
   unsigned latency_ms = 50;
   unsigned call_timeout_s = 10;
   unsigned max_reconnect_delay_s = 30;
+  unsigned max_connecting = 8;      // join pacing (join-pacer.h); 0: no limit
   unsigned connect_timeout_s = 10;  // incoming: from the offer; outgoing: from the answer
   unsigned answer_timeout_s = 30;   // an outgoing call waits this long for the answer
   RemoteLimits remote_limits;
@@ -160,8 +163,25 @@ class Engine {
   void schedule_reconnect();
   void end_calls_and_wait(const SinkStream* stream, const char* reason);
   void detach_stream_and_wait(const SinkStream* stream);
-  void schedule_peer_retry();
+  void schedule_peer_retry(const std::string& peer);
   void maybe_call_peer();
+  void sync_peer_list();  // dialer_ follows the `peer` property
+  void arm_peer_retry();  // the timer of the earliest redial
+  // Join pacing (join-pacer.h): offers held while max-connecting calls are connecting.
+  struct HeldCandidate {
+    guint mline;
+    std::optional<std::string> mid;
+    std::string candidate;
+  };
+  struct HeldOffer {
+    std::string sdp;
+    std::vector<HeldCandidate> candidates;  // trickled while held
+  };
+  unsigned connecting_calls() const;  // calls not connected yet
+  void start_incoming(const std::string& peer, const std::string& sdp,
+                      const std::vector<HeldCandidate>& candidates);
+  void run_pacer();           // refuses expired held offers, starts the ones a slot frees for
+  void arm_pacer(bool soon);  // run_pacer at once, or at the next expiry
   void build_stream_chain(SinkStream* stream, GstCaps* caps);
   void encoders_changed();
 
@@ -187,8 +207,11 @@ class Engine {
   std::set<std::string> no_redial_;  // peers that hung up on us or refused
   PeerAdmission admission_;          // offer rate and busy backoff per remote user
   LogThrottle remote_log_;           // what remotes make us log: at most once a second
-  unsigned peer_attempts_ = 0;
+  PeerDialer dialer_;                // the users of `peer`, each with its redial backoff
   GSource* peer_retry_source_ = nullptr;
+  JoinPacer pacer_;
+  std::map<std::string, HeldOffer> held_;
+  GSource* pacer_source_ = nullptr;
   GSource* reconnect_source_ = nullptr;
 
   mutable std::mutex state_mutex_;  // guards the copies below, read by the application

@@ -32,6 +32,7 @@ struct _GstWebRTCCall {
   guint offer_rate;
   guint offer_burst;
   guint refusal_rate;
+  guint max_connecting;
   gboolean output_encoded;
   gboolean upnp;
   GStrv ice_addresses;

@@ -38,7 +38,8 @@ constexpr guint kDefaultMaxCandidates = 64;
 constexpr guint kDefaultMaxCandidateSize = 512;
 constexpr guint kDefaultOfferRate = 5;  // per second
 constexpr guint kDefaultOfferBurst = 20;
-constexpr guint kDefaultRefusalRate = 10;  // per second, burst 4x: under the server's 50/s, 100
+constexpr guint kDefaultMaxConnecting = 8;  // calls between offer/answer and connected at once
+constexpr guint kDefaultRefusalRate = 10;   // per second, burst 4x: under the server's 50/s, 100
 
 enum {
   PROP_0,
@@ -73,6 +74,7 @@ enum {
   PROP_USERS,
   PROP_CALLS,
   PROP_ENCODERS,
+  PROP_MAX_CONNECTING,
   N_PROPS
 };
 GParamSpec* properties[N_PROPS];
@@ -94,6 +96,7 @@ constexpr UintField kLimitFields[] = {
     {PROP_OFFER_RATE, &_GstWebRTCCall::offer_rate},
     {PROP_OFFER_BURST, &_GstWebRTCCall::offer_burst},
     {PROP_REFUSAL_RATE, &_GstWebRTCCall::refusal_rate},
+    {PROP_MAX_CONNECTING, &_GstWebRTCCall::max_connecting},
 };
 guint _GstWebRTCCall::*limit_field(guint prop_id) {
   for (const UintField& f : kLimitFields) {
@@ -615,8 +618,9 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "The name to register (the server may append a number when it is taken)", nullptr, rw);
   properties[PROP_PEER] = g_param_spec_string(
       "peer", "Peer",
-      "A user to call as soon as it is online; called again with backoff when the call fails or "
-      "the user comes back, but not after it hung up or declined",
+      "Users to call, comma-separated (\"alice\" or \"a,b,c\"), each as soon as it is online; "
+      "each called again with its own backoff when its call fails or it comes back, but not "
+      "after it hung up or declined",
       nullptr, rw_playing);
   properties[PROP_AUTO_ANSWER] = g_param_spec_boolean(
       "auto-answer", "Auto answer", "Accept incoming calls (when no incoming-call handler decides)",
@@ -701,6 +705,12 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "Refusals (busy, declined, invalid-sdp) sent per second to all remote users together, "
       "with a burst of four times as many; offers beyond are dropped unanswered (0: no limit)",
       0, 1000, kDefaultRefusalRate, rw_playing);
+  properties[PROP_MAX_CONNECTING] = g_param_spec_uint(
+      "max-connecting", "Max connecting",
+      "Calls between offer/answer and connected at once (join pacing); further incoming offers "
+      "wait in line, answered as calls connect, refused (timeout) after connect-timeout; calls "
+      "of the peer list wait too (0: no limit)",
+      0, 1000, kDefaultMaxConnecting, rw_playing);
   properties[PROP_OUTPUT_ENCODED] = g_param_spec_boolean(
       "output-encoded", "Output encoded",
       "Source pads give the received streams encoded (VP8/VP9/H.264/Opus), for recording "
@@ -795,6 +805,7 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->offer_rate = kDefaultOfferRate;
   self->offer_burst = kDefaultOfferBurst;
   self->refusal_rate = kDefaultRefusalRate;
+  self->max_connecting = kDefaultMaxConnecting;
   self->output_encoded = kDefaultOutputEncoded;
   self->upnp = kDefaultUpnp;
   self->signaller =

@@ -151,6 +151,9 @@ GstBusSyncReply Peer::on_bus(GstBus*, GstMessage* msg, gpointer data) {
       GST_MESSAGE_SRC(msg) == GST_OBJECT(self->call_)) {
     std::lock_guard lock(self->mutex_);
     self->messages_.push_back(gst_structure_copy(gst_message_get_structure(msg)));
+    const GstStructure* st = gst_message_get_structure(msg);
+    const char* peer = gst_structure_get_string(st, "peer");
+    self->log_.push_back(std::string(gst_structure_get_name(st)) + " " + (peer ? peer : ""));
     self->cond_.notify_all();
   } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
     GError* err = nullptr;
@@ -255,6 +258,11 @@ int Peer::count_messages(const std::string& name, std::map<std::string, std::str
   int n = 0;
   for (GstStructure* s : messages_) n += matches(s, name, fields);
   return n;
+}
+
+std::vector<std::string> Peer::message_log() const {
+  std::lock_guard lock(mutex_);
+  return log_;
 }
 
 std::vector<std::string> Peer::calls() const {

@@ -62,6 +62,8 @@ class Peer {
   bool has_message(const std::string& name, std::map<std::string, std::string> fields);
   // How many such messages arrived and were not consumed by wait_message.
   int count_messages(const std::string& name, std::map<std::string, std::string> fields);
+  // Every element message so far, in arrival order: "NAME PEER" (PEER empty without one).
+  std::vector<std::string> message_log() const;
   // The element's `calls` property.
   std::vector<std::string> calls() const;
   // Waits until `pred` holds (checked on every received buffer and message).
@@ -90,6 +92,7 @@ class Peer {
   std::condition_variable cond_;
   std::vector<GstStructure*> messages_;
   std::vector<GstStructure*> taken_;  // returned by wait_message()
+  std::vector<std::string> log_;      // message_log()
   std::vector<std::string> errors_, warnings_;
   std::string video_caps_, audio_caps_;
 };
