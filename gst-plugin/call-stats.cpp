@@ -42,7 +42,11 @@ CallStats derive_call_stats(const std::string& peer, const CallSample* previous,
     }
     if (!s.has_report) continue;
     out.has_report = true;
-    out.packets_lost += s.packets_lost;
+    const OutboundSample* before = previous ? find_stream(*previous, s.ssrc) : nullptr;
+    if (!before || !before->has_report || before->report_seq != s.report_seq) {
+      out.new_report = true;
+    }
+    out.packets_lost += std::max<std::int64_t>(0, s.packets_lost);
     out.loss = std::max(out.loss, std::clamp(s.fraction_lost, 0.0, 1.0));
     out.jitter_ms = std::max(out.jitter_ms, s.jitter_s * 1000);
     if (s.rtt_s) out.rtt_ms = std::max(out.rtt_ms.value_or(0), *s.rtt_s * 1000);

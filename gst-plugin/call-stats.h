@@ -24,10 +24,15 @@ struct OutboundSample {
   std::uint64_t firs = 0;          // outbound-rtp "fir-count"
   // From the remote's receiver reports (remote-inbound-rtp); absent before the first one.
   bool has_report = false;
-  std::int64_t packets_lost = 0;  // "packets-lost", cumulative (may go negative: duplicates)
-  double fraction_lost = 0;       // "fraction-lost", 0..1 over the last report's interval
-  double jitter_s = 0;            // "jitter", seconds
-  std::optional<double> rtt_s;    // "round-trip-time", seconds (needs an SR the RR answers)
+  // "packets-lost", cumulative; may be negative (duplicates; webrtcbin 1.22 says -1 on a
+  // clean link), counted as 0.
+  std::int64_t packets_lost = 0;
+  double fraction_lost = 0;     // "fraction-lost", 0..1 over the last report's interval
+  double jitter_s = 0;          // "jitter", seconds
+  std::optional<double> rtt_s;  // "round-trip-time", seconds (needs an SR the RR answers)
+  // The report's extended highest sequence number ("rb-exthighestseq"): a new report when it
+  // changed since the last sample.
+  std::uint32_t report_seq = 0;
 };
 
 // Everything one call sends, at one instant.
@@ -52,7 +57,10 @@ struct CallStats {
   std::uint64_t nacks = 0, plis = 0, firs = 0;  // cumulative, received from the remote
   std::uint64_t dropped_buffers = 0;            // cumulative
   bool has_report = false;                      // a receiver report arrived for some stream
-  std::string video_codec;                      // the codec of its video stream, or empty
+  // Some stream's report is new since the previous sample (the bitrate policy takes each
+  // report once: the remote sends one every second or so, we may sample more often).
+  bool new_report = false;
+  std::string video_codec;  // the codec of its video stream, or empty
 };
 
 // `previous` is the call's sample of the last interval (null for the first one: the rate is

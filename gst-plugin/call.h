@@ -153,6 +153,8 @@ class Call {
   // still exists then).
   GstPromise* promise_then(std::function<void(Call&, const GstStructure* reply)> fn);
 
+  friend class StatsCollector;  // get-stats on webrtc_ through promise_then
+
   Engine& engine_;
   std::string peer_;
   unsigned id_;

@@ -145,6 +145,8 @@ Settings Engine::settings() const {
   s.output_encoded = element_->output_encoded;
   s.upnp = element_->upnp;
   for (char** a = element_->ice_addresses; a && *a; ++a) s.ice_addresses.emplace_back(*a);
+  s.stats_interval_ms = element_->stats_interval;
+  s.min_video_bitrate_kbps = element_->min_video_bitrate;
   GST_OBJECT_UNLOCK(element_);
   return s;
 }
@@ -224,6 +226,7 @@ bool Engine::start() {
           return G_SOURCE_CONTINUE;
         },
         this);
+    stats_.start();
   });
   return true;
 }
@@ -231,6 +234,7 @@ bool Engine::start() {
 void Engine::stop() {
   if (!thread_) return;
   run_sync(context_, [this] {
+    stats_.stop();
     end_calls_and_wait(nullptr, "pipeline stopped");
     if (!dying_.empty())
       GST_WARNING_OBJECT(element_, "%zu calls did not finish tearing down", dying_.size());
@@ -659,6 +663,7 @@ void Engine::end_call(std::string peer, const std::string& reason, const char* h
   if (it == calls_.end()) return;
   std::unique_ptr<Call> call = std::move(it->second);
   calls_.erase(it);
+  stats_.forget(peer);
   if (!call->offerer()) {
     gint64 now = g_get_monotonic_time();
     admission_.call_ended(peer, call->connected(), now - call->started_us(), now);
@@ -936,6 +941,16 @@ GstElement* Engine::acquire_codec_tee(SinkStream* stream, const Codec* codec) {
   stream->encoders.push_back(std::move(enc));
   defer([this] { encoders_changed(); });
   return tee;
+}
+
+void Engine::set_video_bitrate(const std::string& codec, unsigned kbps) {
+  std::lock_guard lock(streams_mutex_);
+  for (auto& stream : streams_) {
+    for (auto& enc : stream->encoders) {
+      if (codec != enc->codec->encoding_name) continue;
+      for (GstElement* e : enc->chain) set_encoder_bitrate(e, kbps);
+    }
+  }
 }
 
 void Engine::release_codec_tee(SinkStream* stream, GstElement* tee) {

@@ -18,6 +18,7 @@
 #include "media.h"
 #include "remote-limits.h"
 #include "signaller.h"
+#include "stats-collector.h"
 
 struct _GstWebRTCCall;
 
@@ -45,6 +46,8 @@ struct Settings {
   bool output_encoded = false;
   bool upnp = false;
   std::vector<std::string> ice_addresses;
+  unsigned stats_interval_ms = 1000;  // 0: no statistics (and no bitrate policy)
+  unsigned min_video_bitrate_kbps = 150;
 };
 
 // One encoder of a raw input: the input's tee -> encoder chain -> its own tee -> one branch
@@ -135,6 +138,11 @@ class Engine {
   // goes on.
   void call_error(unsigned call_id, std::string message);
   void post(GstStructure* s);  // an element message on the bus; any thread
+  // Sets the bitrate of every running encoder of `codec` (an encoding name: "VP8"), when it
+  // differs. Signaling thread.
+  void set_video_bitrate(const std::string& codec, unsigned kbps);
+  // The latest statistics (the `stats` property), or null before the first. Any thread.
+  GstStructure* stats() const { return stats_.snapshot(); }
 
  private:
   static gpointer thread_main(gpointer self);
@@ -165,6 +173,8 @@ class Engine {
   void build_stream_chain(SinkStream* stream, GstCaps* caps);
   void encoders_changed();
 
+  friend class StatsCollector;  // reads calls_
+  StatsCollector stats_{*this};
   _GstWebRTCCall* element_;
   GstWebRTCCallSignaller* signaller_ = nullptr;
   std::vector<gulong> signaller_handlers_;

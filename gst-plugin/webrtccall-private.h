@@ -35,6 +35,9 @@ struct _GstWebRTCCall {
   gboolean output_encoded;
   gboolean upnp;
   GStrv ice_addresses;
+
+  guint stats_interval;               // ms, 0: off
+  guint min_video_bitrate;            // kbit/s, the bitrate policy's floor
   GstWebRTCCallSignaller* signaller;  // owned; replaceable in the NULL state
 
   webrtccall::Engine* engine;  // created in init, lives as long as the element

@@ -40,6 +40,9 @@ constexpr guint kDefaultOfferRate = 5;  // per second
 constexpr guint kDefaultOfferBurst = 20;
 constexpr guint kDefaultRefusalRate = 10;  // per second, burst 4x: under the server's 50/s, 100
 
+constexpr guint kDefaultStatsInterval = 1000;   // ms
+constexpr guint kDefaultMinVideoBitrate = 150;  // kbit/s
+
 enum {
   PROP_0,
   PROP_SIGNALING_SERVER,
@@ -73,6 +76,9 @@ enum {
   PROP_USERS,
   PROP_CALLS,
   PROP_ENCODERS,
+  PROP_STATS_INTERVAL,
+  PROP_MIN_VIDEO_BITRATE,
+  PROP_STATS,
   N_PROPS
 };
 GParamSpec* properties[N_PROPS];
@@ -94,6 +100,9 @@ constexpr UintField kLimitFields[] = {
     {PROP_OFFER_RATE, &_GstWebRTCCall::offer_rate},
     {PROP_OFFER_BURST, &_GstWebRTCCall::offer_burst},
     {PROP_REFUSAL_RATE, &_GstWebRTCCall::refusal_rate},
+    // Not limits, but plain uint properties read by the signaling thread too.
+    {PROP_STATS_INTERVAL, &_GstWebRTCCall::stats_interval},
+    {PROP_MIN_VIDEO_BITRATE, &_GstWebRTCCall::min_video_bitrate},
 };
 guint _GstWebRTCCall::*limit_field(guint prop_id) {
   for (const UintField& f : kLimitFields) {
@@ -503,6 +512,13 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
     case PROP_ENCODERS:
       g_value_take_boxed(value, to_strv(self->engine->encoders()));
       return;
+    case PROP_STATS:
+      if (GstStructure* stats = self->engine->stats()) {
+        g_value_take_boxed(value, stats);
+      } else {
+        g_value_take_boxed(value, gst_structure_new_empty("webrtccall-stats-all"));
+      }
+      return;
     default:
       break;
   }
@@ -732,6 +748,22 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "The encoders running, one per input and codec that some call sends, as "
       "\"<sink pad>:<codec>\" (\"video_0:H264\"); encoded input is never re-encoded",
       G_TYPE_STRV, ro);
+  properties[PROP_STATS_INTERVAL] = g_param_spec_uint(
+      "stats-interval", "Statistics interval",
+      "Milliseconds between statistics of every call (webrtccall-stats and "
+      "webrtccall-stats-total on the bus, the stats property) and adjustments of the shared "
+      "video encoders' bitrate (0: off)",
+      0, 3600000, kDefaultStatsInterval, rw_playing);
+  properties[PROP_MIN_VIDEO_BITRATE] = g_param_spec_uint(
+      "min-video-bitrate", "Minimum video bitrate",
+      "Lowest bitrate in kbit/s the bitrate policy lowers a shared video encoder to when its "
+      "viewers lose packets (video-bitrate is the highest; equal to it: a fixed bitrate)",
+      50, 50000, kDefaultMinVideoBitrate, rw_playing);
+  properties[PROP_STATS] = g_param_spec_boxed(
+      "stats", "Statistics",
+      "The latest statistics: webrtccall-stats-all, calls=< webrtccall-stats per call >, "
+      "total=webrtccall-stats-total (see README)",
+      GST_TYPE_STRUCTURE, ro);
   g_object_class_install_properties(oc, N_PROPS, properties);
 
   /**
@@ -795,6 +827,8 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->offer_rate = kDefaultOfferRate;
   self->offer_burst = kDefaultOfferBurst;
   self->refusal_rate = kDefaultRefusalRate;
+  self->stats_interval = kDefaultStatsInterval;
+  self->min_video_bitrate = kDefaultMinVideoBitrate;
   self->output_encoded = kDefaultOutputEncoded;
   self->upnp = kDefaultUpnp;
   self->signaller =

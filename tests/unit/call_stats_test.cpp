@@ -162,3 +162,58 @@ TEST(CallStats, TotalsSumAndSpreadOverCallsWithReports) {
   EXPECT_DOUBLE_EQ(t.loss.max, 0.2);
   EXPECT_DOUBLE_EQ(t.loss.min, 0.0);
 }
+
+TEST(CallStats, NegativePacketsLostCountsAsZero) {
+  // webrtcbin 1.22 reports packets-lost=-1 for a clean link (captured, element-stats).
+  OutboundSample v = video(1, 1);
+  v.has_report = true;
+  v.packets_lost = -1;
+  EXPECT_EQ(derive_call_stats("bob", nullptr, at(0, {v})).packets_lost, 0);
+}
+
+TEST(CallStats, EachReceiverReportIsNewOnce) {
+  OutboundSample v = video(1000, 10);
+  CallSample none = at(0, {v});
+  v.has_report = true;
+  v.report_seq = 423;
+  CallSample first = at(500'000, {v});
+  CallSample same = at(1'000'000, {v});
+  v.report_seq = 460;
+  CallSample next = at(1'500'000, {v});
+  EXPECT_FALSE(derive_call_stats("bob", nullptr, none).new_report);
+  EXPECT_TRUE(derive_call_stats("bob", &none, first).new_report);
+  EXPECT_TRUE(derive_call_stats("bob", nullptr, first).new_report);
+  EXPECT_FALSE(derive_call_stats("bob", &first, same).new_report);
+  EXPECT_TRUE(derive_call_stats("bob", &same, next).new_report);
+}
+
+// Two samples of one call as webrtcbin 1.22 gave them (element-stats, 500 ms apart, the viewer
+// behind 20 % loss): outbound-rtp bytes-sent/packets-sent, remote-inbound-rtp packets-lost,
+// fraction-lost (rb-fractionlost 38 / 256), round-trip-time, rb-jitter 25 at 90 kHz.
+TEST(CallStats, CapturedFromWebrtcbin) {
+  OutboundSample a = video(212'612, 479);
+  a.ssrc = 1603862678;
+  a.has_report = true;
+  a.packets_lost = 24;
+  a.fraction_lost = 0.125;
+  a.rtt_s = 0.0008544921875;
+  a.report_seq = 380;
+  OutboundSample b = video(219'043, 494);
+  b.ssrc = 1603862678;
+  b.has_report = true;
+  b.packets_lost = 31;
+  b.fraction_lost = 0.1484375;
+  b.rtt_s = 0.0008392333984375;
+  b.jitter_s = 25.0 / 90000;
+  b.report_seq = 423;
+  CallSample sa = at(22'740'262'269, {a});
+  CallSample sb = at(22'740'762'269, {b});
+  CallStats c = derive_call_stats("lossy", &sa, sb);
+  EXPECT_NEAR(c.video_bitrate_kbps, 102.9, 0.1);  // 6431 bytes in 0.5 s
+  EXPECT_EQ(c.packets_sent, 494u);
+  EXPECT_EQ(c.packets_lost, 31);
+  EXPECT_DOUBLE_EQ(c.loss, 0.1484375);
+  EXPECT_NEAR(*c.rtt_ms, 0.839, 0.001);
+  EXPECT_NEAR(c.jitter_ms, 0.278, 0.001);
+  EXPECT_TRUE(c.new_report);
+}
