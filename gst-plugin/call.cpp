@@ -359,8 +359,71 @@ bool Call::link_branch(SinkStream* stream, const Codec* codec, int pt, const cha
     give_back();
     return false;
   }
-  sends_.push_back({stream, tee, codec, tee_pad, elements, sink, existing_pad != nullptr});
+  sends_.push_back({stream, tee, codec, tee_pad, elements, sink, existing_pad != nullptr,
+                    std::make_shared<BranchFlow>()});
+  watch_branch(sends_.back());
   return true;
+}
+
+namespace {
+
+guint64 buffers_in(GstPadProbeInfo* info) {
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    return gst_buffer_list_length(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+  }
+  return 1;
+}
+
+}  // namespace
+
+guint64 Call::BranchFlow::dropped() const {
+  // Read out before in: a buffer counted in after `out` was read cannot make it negative.
+  guint64 left = out.load();
+  guint64 entered = in.load();
+  guint queued = 0;
+  if (queue) g_object_get(queue, "current-level-buffers", &queued, nullptr);
+  guint64 leaked = entered > left + queued ? entered - left - queued : 0;
+  return leaked + gated.load();
+}
+
+void Call::watch_branch(SendBranch& branch) {
+  BranchFlow* flow = branch.flow.get();
+  flow->queue = branch.elements.front();
+  auto probe = [&branch](GstPad* pad, GstPadProbeCallback cb) {
+    gst_pad_add_probe(
+        pad,
+        static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+        cb, new std::shared_ptr<BranchFlow>(branch.flow),
+        [](gpointer data) { delete static_cast<std::shared_ptr<BranchFlow>*>(data); });
+  };
+  GstPad* sink = gst_element_get_static_pad(flow->queue, "sink");
+  probe(sink, [](GstPad*, GstPadProbeInfo* info, gpointer data) -> GstPadProbeReturn {
+    BranchFlow& f = **static_cast<std::shared_ptr<BranchFlow>*>(data);
+    f.in += buffers_in(info);
+    f.last_in_us = g_get_monotonic_time();
+    return GST_PAD_PROBE_OK;
+  });
+  gst_object_unref(sink);
+  GstPad* src = gst_element_get_static_pad(flow->queue, "src");
+  probe(src, [](GstPad*, GstPadProbeInfo* info, gpointer data) -> GstPadProbeReturn {
+    BranchFlow& f = **static_cast<std::shared_ptr<BranchFlow>*>(data);
+    f.out += buffers_in(info);
+    f.last_out_us = g_get_monotonic_time();
+    return GST_PAD_PROBE_OK;
+  });
+  gst_object_unref(src);
+}
+
+guint64 Call::dropped_buffers() const {
+  guint64 n = detached_dropped_;
+  for (const SendBranch& b : sends_) n += b.flow->dropped();
+  return n;
+}
+
+guint64 Call::skipped_before_keyframe() const {
+  guint64 n = detached_skipped_;
+  for (const SendBranch& b : sends_) n += b.flow->skipped.load();
+  return n;
 }
 
 GstPromise* Call::promise_then(std::function<void(Call&, const GstStructure* reply)> fn) {
@@ -552,6 +615,8 @@ void Call::finish_detach(SinkStream* stream) {
   if (it == sends_.end()) return;
   SendBranch b = *it;
   sends_.erase(it);
+  detached_dropped_ += b.flow->dropped();
+  detached_skipped_ += b.flow->skipped.load();
   GstBin* bin = engine_.bin();
   // webrtcbin 1.22 keeps a released pad's transceiver sendrecv (it only drops the pad), and
   // refuses to change the direction of a negotiated m-line ("transceiver direction changes
