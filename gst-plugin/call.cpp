@@ -389,6 +389,9 @@ guint64 Call::BranchFlow::dropped() const {
 void Call::watch_branch(SendBranch& branch) {
   BranchFlow* flow = branch.flow.get();
   flow->queue = branch.elements.front();
+  flow->linked_us = g_get_monotonic_time();
+  flow->video = branch.stream->kind == Kind::kVideo;
+  flow->open = connected_;
   auto probe = [&branch](GstPad* pad, GstPadProbeCallback cb) {
     gst_pad_add_probe(
         pad,
@@ -409,6 +412,35 @@ void Call::watch_branch(SendBranch& branch) {
     BranchFlow& f = **static_cast<std::shared_ptr<BranchFlow>*>(data);
     f.out += buffers_in(info);
     f.last_out_us = g_get_monotonic_time();
+    if (!f.video || !(GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER)) {
+      return GST_PAD_PROBE_OK;
+    }
+    GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+    bool key = !GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+    if (!f.open) {
+      ++f.skipped;  // not connected yet: webrtcbin could not send it
+      return GST_PAD_PROBE_DROP;
+    }
+    if (f.wait_keyframe) {
+      if (key) {
+        f.wait_keyframe = false;
+        f.started = true;
+        return GST_PAD_PROBE_OK;
+      }
+      ++(f.started ? f.gated : f.skipped);
+      return GST_PAD_PROBE_DROP;
+    }
+    if (!key && GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT)) {
+      // The queue leaked before this frame (it marks the next one DISCONT): the frames it
+      // references are gone. Wait for a keyframe, and ask for one (paced with the others).
+      f.wait_keyframe = true;
+      ++f.gated;
+      GstPad* queue_sink = gst_element_get_static_pad(f.queue, "sink");
+      gst_pad_push_event(queue_sink,
+                         gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+      gst_object_unref(queue_sink);
+      return GST_PAD_PROBE_DROP;
+    }
     return GST_PAD_PROBE_OK;
   });
   gst_object_unref(src);
@@ -959,6 +991,8 @@ void Call::on_connection_state() {
       return;
     }
     connected_ = true;
+    connected_us_ = g_get_monotonic_time();
+    for (SendBranch& b : sends_) b.flow->open = true;
     watch_incoming_packets();
     request_keyframes();
     engine_.call_connected(this);
@@ -1049,6 +1083,19 @@ std::string Call::check_health(gint64 now_us) {
     bool late =
         now_us - remote_us_ > static_cast<gint64>(settings_.connect_timeout_s) * G_USEC_PER_SEC;
     return late ? "could not connect to " + peer_ : "";
+  }
+  if (settings_.stall_timeout_s > 0) {
+    // A branch that forwards nothing while its input flows: something downstream of its
+    // queue blocks (the queue leaks meanwhile, so the other calls never notice).
+    gint64 limit = static_cast<gint64>(settings_.stall_timeout_s) * G_USEC_PER_SEC;
+    for (const SendBranch& b : sends_) {
+      gint64 since = std::max({b.flow->last_out_us.load(), b.flow->linked_us, connected_us_});
+      if (now_us - b.flow->last_in_us.load() < G_USEC_PER_SEC && now_us - since > limit) {
+        return "stalled: nothing sent to " + peer_ + " for " +
+               std::to_string((now_us - since) / G_USEC_PER_SEC) + " s while " + b.stream->name +
+               " flows";
+      }
+    }
   }
   gint64 silent = now_us - last_rx_us_.load();
   if (silent > static_cast<gint64>(settings_.call_timeout_s) * G_USEC_PER_SEC) {

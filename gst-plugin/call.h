@@ -108,7 +108,14 @@ class Call {
     std::atomic<guint64> gated{0};    // video dropped after a leak, until the next keyframe
     std::atomic<guint64> skipped{0};  // video dropped before the first keyframe
     std::atomic<gint64> last_in_us{0}, last_out_us{0};
-    std::atomic<bool> wait_keyframe{false};
+    gint64 linked_us = 0;
+    // Video: nothing passes before the call is connected (`open`), then nothing until a
+    // keyframe, and after a leak nothing until the next one (a viewer never gets a delta
+    // frame whose reference it lacks).
+    bool video = false;
+    std::atomic<bool> open{false};
+    std::atomic<bool> wait_keyframe{true};
+    std::atomic<bool> started{false};  // a keyframe went through
     guint64 dropped() const;
   };
   struct SendBranch {
@@ -218,6 +225,7 @@ class Call {
   std::vector<Offered> offered_;  // streams whose codec the answer decides
 
   bool connected_ = false;
+  gint64 connected_us_ = 0;
   gint64 started_us_;
   guint64 detached_dropped_ = 0, detached_skipped_ = 0;  // of branches detached mid-call
   std::atomic<gint64> last_rx_us_{0};
