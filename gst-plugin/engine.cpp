@@ -4,6 +4,7 @@
 #include <condition_variable>
 
 #include "call.h"
+#include "encoder-keyframes.h"
 #include "gref.h"
 #include "hangup-reason.h"
 #include "webrtccall-private.h"
@@ -131,6 +132,7 @@ Settings Engine::settings() const {
   s.max_reconnect_delay_s = element_->max_reconnect_delay;
   s.connect_timeout_s = element_->connect_timeout;
   s.answer_timeout_s = element_->answer_timeout;
+  s.stall_timeout_s = element_->stall_timeout;
   s.remote_limits.max_mlines = element_->max_mlines;
   s.remote_limits.max_transports = element_->max_transports;
   s.remote_limits.max_sdp_bytes = element_->max_sdp_size;
@@ -209,6 +211,16 @@ bool Engine::start() {
   context_ = g_main_context_new();
   loop_ = g_main_loop_new(context_, FALSE);
   thread_ = g_thread_new("webrtccall", thread_main, this);
+  {
+    // Encoded inputs that got their caps before a restart: their pacers' timers need the new
+    // signaling thread.
+    std::lock_guard lock(streams_mutex_);
+    for (auto& stream : streams_) {
+      if (!stream->keyframes) continue;
+      stream->keyframes->detach();
+      stream->keyframes = pace_keyframes(stream->tee);
+    }
+  }
   run_sync(context_, [this, name = s.username] {
     connect_signaller();
     gst_webrtc_call_signaller_start(signaller_, name.c_str());
@@ -839,6 +851,9 @@ void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
     }
     stream->codec = encoded;  // passed through, never re-encoded
     chain = make_send_parser(*encoded);
+    // Keyframes asked of the pipeline's source (an H.264 camera can; a file cannot: a
+    // newcomer then waits for the file's next keyframe).
+    if (encoded->kind == Kind::kVideo) stream->keyframes = pace_keyframes(stream->tee);
   }
   // Raw input: straight into the tee, the encoders hang off it (acquire_codec_tee).
   std::vector<GstElement*> all;
@@ -936,6 +951,7 @@ GstElement* Engine::acquire_codec_tee(SinkStream* stream, const Codec* codec) {
     return nullptr;
   }
   GST_INFO_OBJECT(element_, "%s: %s encoder started", stream->name.c_str(), codec->encoding_name);
+  if (codec->kind == Kind::kVideo) enc->keyframes = pace_keyframes(enc->tee);
   enc->users = 1;
   GstElement* tee = enc->tee;
   stream->encoders.push_back(std::move(enc));
@@ -963,6 +979,7 @@ void Engine::release_codec_tee(SinkStream* stream, GstElement* tee) {
     if (it == stream->encoders.end() || --(*it)->users > 0) return;
     retired = std::move(*it);
     stream->encoders.erase(it);
+    if (retired->keyframes) retired->keyframes->detach();
     input_tee = GST_ELEMENT(gst_object_ref(stream->tee));
   }
   GST_INFO_OBJECT(element_, "%s: %s encoder no longer used: removing it", stream->name.c_str(),
@@ -1020,6 +1037,37 @@ std::vector<std::string> Engine::encoders() {
   std::lock_guard lock(streams_mutex_);
   for (auto& s : streams_) {
     for (auto& e : s->encoders) out.push_back(s->name + ":" + e->codec->encoding_name);
+  }
+  return out;
+}
+
+std::shared_ptr<KeyframeControl> Engine::pace_keyframes(GstElement* tee) {
+  if (!context_) return nullptr;
+  GstPad* sink = gst_element_get_static_pad(tee, "sink");
+  auto control = KeyframeControl::attach(sink, context_, [this] { return keyframe_interval_us(); });
+  gst_object_unref(sink);
+  return control;
+}
+
+gint64 Engine::keyframe_interval_us() const {
+  GST_OBJECT_LOCK(element_);
+  gint64 ms = element_->keyframe_interval_min;
+  GST_OBJECT_UNLOCK(element_);
+  return ms * 1000;
+}
+
+std::vector<std::pair<std::string, KeyframePacer::Counts>> Engine::keyframe_counts() {
+  std::vector<std::pair<std::string, KeyframePacer::Counts>> out;
+  std::lock_guard lock(streams_mutex_);
+  for (auto& s : streams_) {
+    if (s->keyframes) {
+      out.emplace_back(s->name + ":" + s->codec->encoding_name + " input", s->keyframes->counts());
+    }
+    for (auto& e : s->encoders) {
+      if (e->keyframes) {
+        out.emplace_back(s->name + ":" + e->codec->encoding_name, e->keyframes->counts());
+      }
+    }
   }
   return out;
 }
@@ -1127,6 +1175,10 @@ void Engine::release_sink_pad(GstPad* pad) {
     streams_.erase(it);
   }
   gst_element_remove_pad(GST_ELEMENT(element_), pad);
+  if (stream->keyframes) stream->keyframes->detach();
+  for (auto& enc : stream->encoders) {
+    if (enc->keyframes) enc->keyframes->detach();
+  }
   for (GstElement* e : {stream->entry, stream->tee}) {
     gst_element_set_state(e, GST_STATE_NULL);
     gst_bin_remove(bin(), e);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backoff.h"
+#include "keyframe-pacer.h"
 #include "media.h"
 #include "remote-limits.h"
 #include "signaller.h"
@@ -25,6 +26,7 @@ struct _GstWebRTCCall;
 namespace webrtccall {
 
 class Call;
+class KeyframeControl;
 
 // What the element's properties say, read once per call (under the object lock).
 struct Settings {
@@ -41,6 +43,7 @@ struct Settings {
   unsigned max_reconnect_delay_s = 30;
   unsigned connect_timeout_s = 10;  // incoming: from the offer; outgoing: from the answer
   unsigned answer_timeout_s = 30;   // an outgoing call waits this long for the answer
+  unsigned stall_timeout_s = 5;     // a connected call sending nothing while its input flows
   RemoteLimits remote_limits;
   AdmissionConfig admission;
   bool output_encoded = false;
@@ -57,7 +60,8 @@ struct Encoder {
   GstPad* input_pad = nullptr;  // the request pad on the input's tee
   std::vector<GstElement*> chain;
   GstElement* tee = nullptr;
-  unsigned users = 0;  // calls with a branch on `tee`
+  unsigned users = 0;                          // calls with a branch on `tee`
+  std::shared_ptr<KeyframeControl> keyframes;  // video: paces the calls' keyframe requests
 };
 
 // One request sink pad. Encoded input: input -> parser -> tee -> one branch per call, sent as
@@ -76,6 +80,7 @@ struct SinkStream {
   bool eos = false;                // EOS arrived on the pad
   std::vector<GstElement*> chain;  // encoded input: the parser
   std::vector<std::unique_ptr<Encoder>> encoders;
+  std::shared_ptr<KeyframeControl> keyframes;  // encoded video: paces requests to the source
 };
 
 class Engine {
@@ -100,6 +105,10 @@ class Engine {
   std::vector<std::string> calls() const;
   // "<sink pad>:<codec>" of every encoder running. Any thread.
   std::vector<std::string> encoders();
+  // Keyframe requests and keyframes per encoder ("video_0:VP8"), and per encoded video input
+  // ("video_0:H264 input"): see keyframe-pacer.h. Any thread.
+  std::vector<std::pair<std::string, KeyframePacer::Counts>> keyframe_counts();
+  gint64 keyframe_interval_us() const;  // keyframe-interval-min; any thread
 
   // Codecs (encoding names) a call can send of `stream`: raw input, every codec of its kind
   // whose encoder and payloader are installed; encoded input, its own. Streams mutex held.
@@ -172,6 +181,9 @@ class Engine {
   void maybe_call_peer();
   void build_stream_chain(SinkStream* stream, GstCaps* caps);
   void encoders_changed();
+  // A keyframe pacer on the sink pad of `tee`, an encoded video stream's (signaling thread
+  // or the input's streaming thread).
+  std::shared_ptr<KeyframeControl> pace_keyframes(GstElement* tee);
 
   friend class StatsCollector;  // reads calls_
   StatsCollector stats_{*this};

@@ -129,8 +129,9 @@ GstStructure* call_structure(const CallStats& c) {
       static_cast<gint64>(c.packets_lost), "loss", G_TYPE_DOUBLE, c.loss, "rtt", G_TYPE_DOUBLE,
       c.rtt_ms.value_or(-1), "jitter", G_TYPE_DOUBLE, c.jitter_ms, "nack-count", G_TYPE_UINT64,
       static_cast<guint64>(c.nacks), "pli-count", G_TYPE_UINT64, static_cast<guint64>(c.plis),
-      "fir-count", G_TYPE_UINT64, static_cast<guint64>(c.firs), "video-codec", G_TYPE_STRING,
-      c.video_codec.c_str(), nullptr);
+      "fir-count", G_TYPE_UINT64, static_cast<guint64>(c.firs), "dropped-buffers", G_TYPE_UINT64,
+      static_cast<guint64>(c.dropped_buffers), "video-codec", G_TYPE_STRING, c.video_codec.c_str(),
+      nullptr);
   return s;
 }
 
@@ -145,8 +146,9 @@ GstStructure* total_structure(const TotalStats& t, const std::map<std::string, B
       "packets-lost", G_TYPE_INT64, static_cast<gint64>(t.packets_lost), "nack-count",
       G_TYPE_UINT64, static_cast<guint64>(t.nacks), "pli-count", G_TYPE_UINT64,
       static_cast<guint64>(t.plis), "fir-count", G_TYPE_UINT64, static_cast<guint64>(t.firs),
-      "rtt-min", G_TYPE_DOUBLE, t.rtt_ms.min, "rtt-median", G_TYPE_DOUBLE, t.rtt_ms.median,
-      "rtt-max", G_TYPE_DOUBLE, t.rtt_ms.max, "loss-min", G_TYPE_DOUBLE, t.loss.min, "loss-median",
+      "dropped-buffers", G_TYPE_UINT64, static_cast<guint64>(t.dropped_buffers), "rtt-min",
+      G_TYPE_DOUBLE, t.rtt_ms.min, "rtt-median", G_TYPE_DOUBLE, t.rtt_ms.median, "rtt-max",
+      G_TYPE_DOUBLE, t.rtt_ms.max, "loss-min", G_TYPE_DOUBLE, t.loss.min, "loss-median",
       G_TYPE_DOUBLE, t.loss.median, "loss-max", G_TYPE_DOUBLE, t.loss.max, "target-bitrates",
       GST_TYPE_STRUCTURE, targets, nullptr);
   gst_structure_free(targets);
@@ -233,6 +235,7 @@ void StatsCollector::on_stats(Call& call, const GstStructure* reply, unsigned ro
       GST_LOG("stats of %s: %s", call.peer().c_str(), text.get());
     }
     CallSample sample = sample_of(reply, g_get_monotonic_time());
+    sample.dropped_buffers = call.dropped_buffers();
     auto prev = previous_.find(call.peer());
     CallStats stats =
         derive_call_stats(call.peer(), prev == previous_.end() ? nullptr : &prev->second, sample);

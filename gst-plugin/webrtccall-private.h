@@ -32,6 +32,8 @@ struct _GstWebRTCCall {
   guint offer_rate;
   guint offer_burst;
   guint refusal_rate;
+  guint keyframe_interval_min;  // ms
+  guint stall_timeout;          // s
   gboolean output_encoded;
   gboolean upnp;
   GStrv ice_addresses;

@@ -38,6 +38,8 @@ constexpr guint kDefaultMaxCandidates = 64;
 constexpr guint kDefaultMaxCandidateSize = 512;
 constexpr guint kDefaultOfferRate = 5;  // per second
 constexpr guint kDefaultOfferBurst = 20;
+constexpr guint kDefaultKeyframeIntervalMin = 1000;  // ms: one keyframe a second for all calls
+constexpr guint kDefaultStallTimeout = 5;            // s
 constexpr guint kDefaultRefusalRate = 10;  // per second, burst 4x: under the server's 50/s, 100
 
 constexpr guint kDefaultStatsInterval = 1000;   // ms
@@ -68,6 +70,8 @@ enum {
   PROP_OFFER_RATE,
   PROP_OFFER_BURST,
   PROP_REFUSAL_RATE,
+  PROP_KEYFRAME_INTERVAL_MIN,
+  PROP_STALL_TIMEOUT,
   PROP_OUTPUT_ENCODED,
   PROP_UPNP,
   PROP_ICE_ADDRESSES,
@@ -103,6 +107,8 @@ constexpr UintField kLimitFields[] = {
     // Not limits, but plain uint properties read by the signaling thread too.
     {PROP_STATS_INTERVAL, &_GstWebRTCCall::stats_interval},
     {PROP_MIN_VIDEO_BITRATE, &_GstWebRTCCall::min_video_bitrate},
+    {PROP_KEYFRAME_INTERVAL_MIN, &_GstWebRTCCall::keyframe_interval_min},
+    {PROP_STALL_TIMEOUT, &_GstWebRTCCall::stall_timeout},
 };
 guint _GstWebRTCCall::*limit_field(guint prop_id) {
   for (const UintField& f : kLimitFields) {
@@ -717,6 +723,17 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "Refusals (busy, declined, invalid-sdp) sent per second to all remote users together, "
       "with a burst of four times as many; offers beyond are dropped unanswered (0: no limit)",
       0, 1000, kDefaultRefusalRate, rw_playing);
+  properties[PROP_KEYFRAME_INTERVAL_MIN] = g_param_spec_uint(
+      "keyframe-interval-min", "Minimum keyframe interval",
+      "Milliseconds between the keyframes asked of one shared encoder (or of an encoded "
+      "input's source), for all its calls together: calls joining and PLI/FIR from viewers "
+      "within that time get one keyframe at its end (0: no limit)",
+      0, 60000, kDefaultKeyframeIntervalMin, rw_playing);
+  properties[PROP_STALL_TIMEOUT] = g_param_spec_uint(
+      "stall-timeout", "Stall timeout",
+      "Seconds a connected call may send nothing while its input flows (its branch is blocked "
+      "downstream) before it ends as stalled (0: never)",
+      0, 3600, kDefaultStallTimeout, rw_playing);
   properties[PROP_OUTPUT_ENCODED] = g_param_spec_boolean(
       "output-encoded", "Output encoded",
       "Source pads give the received streams encoded (VP8/VP9/H.264/Opus), for recording "
@@ -829,6 +846,8 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->refusal_rate = kDefaultRefusalRate;
   self->stats_interval = kDefaultStatsInterval;
   self->min_video_bitrate = kDefaultMinVideoBitrate;
+  self->keyframe_interval_min = kDefaultKeyframeIntervalMin;
+  self->stall_timeout = kDefaultStallTimeout;
   self->output_encoded = kDefaultOutputEncoded;
   self->upnp = kDefaultUpnp;
   self->signaller =

@@ -301,8 +301,9 @@ TEST_F(Stats, PerCallStatisticsAndTheSharedEncodersBitrate) {
     EXPECT_GT(number(last, "rtt"), 0) << v->name();
     EXPECT_LT(number(last, "rtt"), 500) << v->name();
     EXPECT_EQ(number(last, "packets-lost"), 0) << v->name();
-    EXPECT_GT(number(last, "packets-sent"), 100) << v->name();
+    EXPECT_GT(number(last, "packets-sent"), 20) << v->name();
     EXPECT_STREQ(gst_structure_get_string(last, "video-codec"), "VP8");
+    EXPECT_TRUE(gst_structure_has_field_typed(last, "dropped-buffers", G_TYPE_UINT64));
   }
   GstStructure* total = nullptr;
   while (GstStructure* t = sender.wait_message("webrtccall-stats-total", {}, 0)) total = t;
