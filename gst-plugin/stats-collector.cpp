@@ -170,6 +170,7 @@ void StatsCollector::start() {
 void StatsCollector::stop() {
   gwc::clear_source(timer_);
   waiting_.clear();
+  idle_ = false;
   previous_.clear();
   latest_.clear();
   policies_.clear();
@@ -250,6 +251,9 @@ void StatsCollector::finish_round() {
   waiting_.clear();
   gint64 now = g_get_monotonic_time();
   apply_policy(now);
+  // Without calls, one total with calls=0 says so; then nothing until a call connects.
+  if (latest_.empty() && std::exchange(idle_, true)) return;
+  if (!latest_.empty()) idle_ = false;
   std::vector<CallStats> calls;
   for (const auto& [peer, stats] : latest_) calls.push_back(stats);
   TotalStats total = total_stats(calls);

@@ -7,9 +7,8 @@
 // the others' do not; with five viewers the shared VP8 encoder keeps its bitrate, with two
 // (one of them the lossy one) it backs off.
 //
-// The viewers are this test's own (not the `viewers` helper's wcc-viewer, which had not landed
-// when this was written): a webrtccall element calling the sender, output-encoded=true, no
-// sink pads.
+// The viewers are wcc-viewer processes (tests/viewer) with --no-decode, one per viewer so that
+// some can be killed; each tick says how many video bytes it received.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -20,6 +19,7 @@
 #include <cstring>
 #include <thread>
 
+#include "../viewer/viewer-process.h"
 #include "peer.h"
 
 using test::Peer;
@@ -37,141 +37,25 @@ constexpr unsigned kIntervalMs = 500;
 constexpr unsigned kMaxKbps = 600;
 const char* kLossyAddress = "10.77.1.3";  // added to the viewers' end of the veth
 
-// ---- viewer mode: a process in the viewers' namespace ----
-
-// Calls `sender`, prints "bytes <video bytes received> <monotonic us>" every 200 ms on stdout,
-// exits when stdin closes (the test ended or died).
-int viewer_main(const std::string& name, const std::string& url, const std::string& address) {
-  PeerOptions o;
-  o.send_video = false;
-  o.send_audio = false;
-  o.peer = "sender";
-  o.extra = "output-encoded=true ice-addresses=<\"" + address + "\">";
-  Peer viewer(name, url, o);
-  static std::atomic<guint64> bytes{0};
-  g_signal_connect(viewer.element(), "pad-added",
-                   G_CALLBACK(+[](GstElement*, GstPad* pad, gpointer) {
-                     if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
-                     gchar* kind = nullptr;
-                     g_object_get(pad, "kind", &kind, nullptr);
-                     bool video = g_strcmp0(kind, "video") == 0;
-                     g_free(kind);
-                     if (!video) return;
-                     gst_pad_add_probe(
-                         pad, GST_PAD_PROBE_TYPE_BUFFER,
-                         [](GstPad*, GstPadProbeInfo* info, gpointer) {
-                           bytes += gst_buffer_get_size(GST_PAD_PROBE_INFO_BUFFER(info));
-                           return GST_PAD_PROBE_OK;
-                         },
-                         nullptr, nullptr);
-                   }),
-                   nullptr);
-  if (!viewer.play()) return 1;
-  std::atomic<bool> done{false};
-  std::thread stdin_watch([&] {
-    char buf[64];
-    while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
+// A viewer: wcc-viewer calling the sender (tests/viewer/viewer-process.h).
+struct Viewer {
+  Viewer(const std::string& viewer_name, const std::string& url, const std::string& address)
+      : name(viewer_name),
+        process({"--server", url, "--name", viewer_name, "--call", "sender", "--ice-address",
+                 address, "--no-decode"}) {}
+  // The video kbit/s it received over its last `ticks` ticks (one a second), or -1.
+  double kbps_over(std::size_t ticks) const {
+    std::vector<double> bytes;
+    for (const auto& e : process.events()) {
+      if (e.event == "tick") bytes.push_back(e.num("bytes", 0));
     }
-    done = true;
-  });
-  while (!done) {
-    std::printf("bytes %llu %lld\n", static_cast<unsigned long long>(bytes.load()),
-                static_cast<long long>(g_get_monotonic_time()));
-    std::fflush(stdout);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (bytes.size() < ticks) return -1;
+    double sum = 0;
+    for (std::size_t i = bytes.size() - ticks; i < bytes.size(); ++i) sum += bytes[i];
+    return sum * 8 / 1000 / static_cast<double>(ticks);
   }
-  stdin_watch.join();
-  return 0;
-}
-
-// ---- the test's side ----
-
-std::string self_exe() {
-  char path[4096];
-  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-  path[n > 0 ? n : 0] = 0;
-  return path;
-}
-
-// A viewer process, run with $WCC_VIEWERS_EXEC (ip netns exec into the viewers' namespace).
-class ViewerProcess {
- public:
-  ViewerProcess(const std::string& name, const std::string& url, const std::string& address)
-      : name_(name) {
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], STDIN_FILENO);
-      dup2(out[1], STDOUT_FILENO);
-      close(in[0]);
-      close(in[1]);
-      close(out[0]);
-      close(out[1]);
-      std::vector<std::string> args;
-      gchar** exec = g_strsplit(env("WCC_VIEWERS_EXEC", ""), " ", -1);
-      for (gchar** e = exec; e && *e; ++e) {
-        if (**e) args.emplace_back(*e);
-      }
-      g_strfreev(exec);
-      for (const char* a : {"--viewer", name.c_str(), url.c_str(), address.c_str()}) {
-        args.emplace_back(a);
-      }
-      args.insert(args.begin() + (args.size() - 4), self_exe());
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    stdin_ = in[1];
-    reader_ = std::thread([this, fd = out[0]] {
-      FILE* f = fdopen(fd, "r");
-      char line[256];
-      while (f && fgets(line, sizeof line, f)) {
-        unsigned long long b = 0;
-        long long t = 0;
-        if (std::sscanf(line, "bytes %llu %lld", &b, &t) == 2) {
-          std::lock_guard lock(mutex_);
-          samples_.emplace_back(b, t);
-        }
-      }
-      if (f) fclose(f);
-    });
-  }
-  ~ViewerProcess() { kill(); }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    close(stdin_);
-    if (reader_.joinable()) reader_.join();
-  }
-  // The video kbit/s it received over the last `window_us`, or -1 without enough samples.
-  double kbps_over(gint64 window_us) {
-    std::lock_guard lock(mutex_);
-    if (samples_.size() < 2) return -1;
-    auto last = samples_.back();
-    for (auto it = samples_.rbegin(); it != samples_.rend(); ++it) {
-      if (last.second - it->second >= window_us) {
-        return static_cast<double>(last.first - it->first) * 8 / 1000 /
-               (static_cast<double>(last.second - it->second) / 1e6);
-      }
-    }
-    return -1;
-  }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-  pid_t pid_ = -1;
-  int stdin_ = -1;
-  std::thread reader_;
-  std::mutex mutex_;
-  std::vector<std::pair<unsigned long long, long long>> samples_;
+  std::string name;
+  test::ViewerProcess process;
 };
 
 int run(const std::string& command) {
@@ -245,22 +129,22 @@ TEST_F(Stats, PerCallStatisticsAndTheSharedEncodersBitrate) {
   ASSERT_TRUE(sender.play());
   ASSERT_TRUE(sender.wait_message("webrtccall-registered", {}));
 
-  std::vector<std::unique_ptr<ViewerProcess>> viewers;
+  std::vector<std::unique_ptr<Viewer>> viewers;
   const std::string viewers_address = env("WCC_VIEWERS_ADDRESS", "10.77.1.2");
   for (int i = 1; i <= 4; ++i) {
-    viewers.push_back(std::make_unique<ViewerProcess>("viewer" + std::to_string(i),
-                                                      server_.ws_url(), viewers_address));
+    viewers.push_back(
+        std::make_unique<Viewer>("viewer" + std::to_string(i), server_.ws_url(), viewers_address));
   }
-  viewers.push_back(std::make_unique<ViewerProcess>("lossy", server_.ws_url(), kLossyAddress));
+  viewers.push_back(std::make_unique<Viewer>("lossy", server_.ws_url(), kLossyAddress));
   for (auto& v : viewers) {
-    ASSERT_TRUE(sender.wait_message("webrtccall-call-connected", {{"peer", v->name()}}, 30000))
-        << v->name() << " did not connect";
+    ASSERT_TRUE(sender.wait_message("webrtccall-call-connected", {{"peer", v->name}}, 30000))
+        << v->name << " did not connect";
   }
 
   // Every interval, one webrtccall-stats per call: over 4 s (8 intervals), at least 6 each
   // (a loaded machine may delay a round), and the values of a clean link.
   for (auto& v : viewers) {
-    while (sender.wait_message("webrtccall-stats", {{"peer", v->name()}}, 0)) {
+    while (sender.wait_message("webrtccall-stats", {{"peer", v->name}}, 0)) {
     }
   }
   while (sender.wait_message("webrtccall-stats-total", {}, 0)) {
@@ -269,7 +153,7 @@ TEST_F(Stats, PerCallStatisticsAndTheSharedEncodersBitrate) {
   std::map<std::string, int> counts;
   std::this_thread::sleep_for(std::chrono::seconds(4));  // lets messages accumulate
   for (auto& v : viewers) {
-    counts[v->name()] = sender.count_messages("webrtccall-stats", {{"peer", v->name()}});
+    counts[v->name] = sender.count_messages("webrtccall-stats", {{"peer", v->name}});
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& [name, n] : counts) {
@@ -281,27 +165,35 @@ TEST_F(Stats, PerCallStatisticsAndTheSharedEncodersBitrate) {
   for (auto& v : viewers) {
     std::vector<const GstStructure*> got;
     while (const GstStructure* s =
-               sender.wait_message("webrtccall-stats", {{"peer", v->name()}}, 0)) {
+               sender.wait_message("webrtccall-stats", {{"peer", v->name}}, 0)) {
       got.push_back(s);
     }
-    double received_kbps = v->kbps_over(3 * G_USEC_PER_SEC);
-    ASSERT_GE(got.size(), 6u) << v->name();
+    double received_kbps = v->kbps_over(3);
+    ASSERT_GE(got.size(), 6u) << v->name;
     double sent_kbps = 0;
     for (std::size_t i = got.size() - 6; i < got.size(); ++i) {
       sent_kbps += number(got[i], "video-bitrate") / 6;
     }
     const GstStructure* last = got.back();
     gchar* text = gst_structure_to_string(last);
-    std::fprintf(stderr, "%s: %s; sent %.0f kbit/s, the viewer counted %.0f\n", v->name().c_str(),
+    std::fprintf(stderr, "%s: %s; sent %.0f kbit/s, the viewer counted %.0f\n", v->name.c_str(),
                  text, sent_kbps, received_kbps);
     g_free(text);
-    EXPECT_GT(sent_kbps, 20) << v->name();
-    EXPECT_GT(received_kbps, 0.6 * sent_kbps) << v->name();
-    EXPECT_LT(received_kbps, 1.5 * sent_kbps) << v->name();
-    EXPECT_GT(number(last, "rtt"), 0) << v->name();
-    EXPECT_LT(number(last, "rtt"), 500) << v->name();
-    EXPECT_EQ(number(last, "packets-lost"), 0) << v->name();
-    EXPECT_GT(number(last, "packets-sent"), 20) << v->name();
+    EXPECT_GT(sent_kbps, 20) << v->name;
+    EXPECT_GT(received_kbps, 0.6 * sent_kbps) << v->name;
+    EXPECT_LT(received_kbps, 1.5 * sent_kbps) << v->name;
+    // RTT needs a receiver report answering a sender report: a receive-only viewer sends one
+    // every few seconds, so the first may come later.
+    auto rtt_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (number(last, "rtt") <= 0 && std::chrono::steady_clock::now() < rtt_deadline) {
+      const GstStructure* next = sender.wait_message("webrtccall-stats", {{"peer", v->name}}, 2000);
+      if (!next) break;
+      last = next;
+    }
+    EXPECT_GT(number(last, "rtt"), 0) << v->name;
+    EXPECT_LT(number(last, "rtt"), 500) << v->name;
+    EXPECT_EQ(number(last, "packets-lost"), 0) << v->name;
+    EXPECT_GT(number(last, "packets-sent"), 20) << v->name;
     EXPECT_STREQ(gst_structure_get_string(last, "video-codec"), "VP8");
     EXPECT_TRUE(gst_structure_has_field_typed(last, "dropped-buffers", G_TYPE_UINT64));
   }
@@ -348,19 +240,19 @@ TEST_F(Stats, PerCallStatisticsAndTheSharedEncodersBitrate) {
   EXPECT_EQ(encoder_kbps(sender.element()), static_cast<int>(kMaxKbps));
   EXPECT_FALSE(sender.has_message("webrtccall-bitrate", {}));
   for (auto& v : viewers) {
-    if (v->name() == "lossy") continue;
+    if (v->name == "lossy") continue;
     const GstStructure* last = nullptr;
     while (const GstStructure* s =
-               sender.wait_message("webrtccall-stats", {{"peer", v->name()}}, 0)) {
+               sender.wait_message("webrtccall-stats", {{"peer", v->name}}, 0)) {
       last = s;
     }
-    ASSERT_TRUE(last) << v->name();
-    EXPECT_EQ(number(last, "packets-lost"), 0) << v->name();
-    EXPECT_LT(number(last, "loss"), 0.02) << v->name();
+    ASSERT_TRUE(last) << v->name;
+    EXPECT_EQ(number(last, "packets-lost"), 0) << v->name;
+    EXPECT_LT(number(last, "loss"), 0.02) << v->name;
   }
 
   // Two viewers left, one of them lossy: the encoder follows the weakest and backs off.
-  for (int i = 1; i <= 3; ++i) viewers[i]->kill();
+  for (int i = 1; i <= 3; ++i) viewers[i]->process.stop(SIGKILL);
   GstStructure* change = sender.wait_message("webrtccall-bitrate", {{"codec", "VP8"}}, 20000);
   ASSERT_TRUE(change) << "the encoder's bitrate never changed";
   EXPECT_LT(number(change, "bitrate"), kMaxKbps);
@@ -370,9 +262,6 @@ TEST_F(Stats, PerCallStatisticsAndTheSharedEncodersBitrate) {
 
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
-  if (argc == 5 && std::strcmp(argv[1], "--viewer") == 0) {
-    return viewer_main(argv[2], argv[3], argv[4]);
-  }
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
