@@ -209,7 +209,17 @@ void StatsCollector::tick() {
   unsigned interval = engine_.settings().stats_interval_ms;
   if (interval != interval_ms_) {
     schedule(interval);  // replaces this source: the next tick comes at the new interval
-    if (!interval) return;
+    if (!interval) {
+      // Off: no policy either, the encoders go back to video-bitrate.
+      unsigned max = engine_.settings().video_bitrate_kbps;
+      for (auto& [codec, policy] : policies_) engine_.set_video_bitrate(codec, max);
+      policies_.clear();
+      viewer_codec_.clear();
+      previous_.clear();
+      latest_.clear();
+      waiting_.clear();
+      return;
+    }
   }
   if (!interval) return;
   if (!waiting_.empty()) finish_round();  // some call did not answer in time
@@ -285,7 +295,12 @@ void StatsCollector::apply_policy(gint64 now_us) {
   for (const auto& [peer, stats] : latest_) {
     if (stats.video_codec.empty() || !stats.new_report) continue;
     auto [it, fresh] = policies_.try_emplace(stats.video_codec, config);
-    viewer_codec_[peer] = stats.video_codec;
+    std::string& codec = viewer_codec_[peer];
+    if (!codec.empty() && codec != stats.video_codec) {
+      // Renegotiated to another codec: it leaves the other encoder's viewers.
+      if (auto old = policies_.find(codec); old != policies_.end()) old->second.remove(peer);
+    }
+    codec = stats.video_codec;
     it->second.report(peer, stats.loss);
   }
   for (auto& [codec, policy] : policies_) {
