@@ -170,7 +170,7 @@ void StatsCollector::start() {
 void StatsCollector::stop() {
   gwc::clear_source(timer_);
   waiting_.clear();
-  idle_ = false;
+  idle_ = true;
   previous_.clear();
   latest_.clear();
   policies_.clear();

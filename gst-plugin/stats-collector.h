@@ -46,7 +46,7 @@ class StatsCollector {
   unsigned interval_ms_ = 0;
   unsigned round_ = 0;
   std::set<unsigned> waiting_;  // calls of this round whose stats have not come back
-  bool idle_ = false;           // the last total posted had no calls
+  bool idle_ = true;            // the last total posted had no calls (or none was posted yet)
   std::map<std::string, CallSample> previous_;       // per peer
   std::map<std::string, CallStats> latest_;          // per peer, this round's
   std::map<std::string, BitratePolicy> policies_;    // per video codec ("VP8") of an encoder
