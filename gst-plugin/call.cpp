@@ -649,7 +649,6 @@ void Call::finish_detach(SinkStream* stream) {
   sends_.erase(it);
   detached_dropped_ += b.flow->dropped();
   detached_skipped_ += b.flow->skipped.load();
-  GstBin* bin = engine_.bin();
   // webrtcbin 1.22 keeps a released pad's transceiver sendrecv (it only drops the pad), and
   // refuses to change the direction of a negotiated m-line ("transceiver direction changes
   // are not implemented" when the answer is applied): the m-line stays, carrying nothing of
@@ -672,7 +671,7 @@ void Call::finish_detach(SinkStream* stream) {
   }
   gst_element_release_request_pad(b.tee, b.tee_pad);
   gst_object_unref(b.tee_pad);
-  for (GstElement* e : b.elements) set_state_and_remove(bin, e);
+  remove_branch_elements(b);
   // A pad webrtcbin made itself (for a transceiver offered with all our codecs) was not
   // requested: it stays with its transceiver.
   if (!b.webrtc_made_pad) gst_element_release_request_pad(webrtc_, b.webrtc_pad);
@@ -1218,6 +1217,16 @@ void Call::teardown(std::function<void()> done) {
   }
 }
 
+// Downstream first: a branch blocked after its queue (the payloader's push waiting in
+// webrtcbin, or held by a blocking probe) is released when the pad it waits on flushes, so
+// the queue's streaming thread can be stopped after it. Queue first, its thread never returns
+// and the signaling thread waits for it forever (element-keyframes, the stalled viewer).
+void Call::remove_branch_elements(const SendBranch& b) {
+  for (auto it = b.elements.rbegin(); it != b.elements.rend(); ++it) {
+    set_state_and_remove(engine_.bin(), *it);
+  }
+}
+
 void Call::teardown_wait_done() {
   if (teardown_waits_ > 0 && --teardown_waits_ == 0) finish_teardown();
 }
@@ -1269,7 +1278,7 @@ void Call::finish_teardown() {
   if (webrtc_) set_state_and_remove(bin, webrtc_);
   webrtc_ = nullptr;
   for (SendBranch& b : sends_) {
-    for (GstElement* e : b.elements) set_state_and_remove(bin, e);
+    remove_branch_elements(b);
     // The last call of an encoder removes it.
     engine_.release_codec_tee(b.stream, b.tee);
   }

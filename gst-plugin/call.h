@@ -168,6 +168,7 @@ class Call {
   // branch until its first keyframe.
   void watch_branch(SendBranch& branch);
   void drain_webrtcbin();
+  void remove_branch_elements(const SendBranch& branch);
   void teardown_wait_done();
   void finish_teardown();
 

@@ -687,7 +687,8 @@ void Engine::end_call(std::string peer, const std::string& reason, const char* h
                                            *hang_up_reason ? hang_up_reason : nullptr);
   }
   post(gst_structure_new("webrtccall-call-ended", "peer", G_TYPE_STRING, peer.c_str(), "reason",
-                         G_TYPE_STRING, reason.c_str(), nullptr));
+                         G_TYPE_STRING, reason.c_str(), "dropped-buffers", G_TYPE_UINT64,
+                         static_cast<guint64>(call->dropped_buffers()), nullptr));
   unsigned id = call->id();
   Call* c = call.get();
   dying_.emplace(id, std::move(call));

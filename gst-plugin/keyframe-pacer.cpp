@@ -28,9 +28,8 @@ KeyframePacer::Step KeyframePacer::tick(std::int64_t now_us) {
 }
 
 KeyframePacer::Step KeyframePacer::keyframe_out(std::int64_t now_us) {
+  (void)now_us;
   ++counts_.produced;
-  have_last_ = true;
-  last_us_ = now_us;
   if (pending_) {
     // Whoever asked gets this one: it left the encoder after their request.
     pending_ = false;

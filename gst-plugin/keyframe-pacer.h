@@ -3,17 +3,20 @@
 // Every call of one encoder shares its output, so one keyframe serves every viewer. Requests
 // (a call connected or renegotiated, a PLI/FIR from any viewer) arrive from all of them: with
 // 100 viewers, 100 keyframes a second would be all the encoder sends. The pacer lets at most
-// one keyframe through per `min_interval` (keyframe-interval-min), counted from the last
-// keyframe the encoder put out (forced or its own). A request inside the window is never
-// lost: all requests of a window become one keyframe at its end.
+// one requested keyframe through per `min_interval` (keyframe-interval-min), counted from the
+// last one it let through. A request inside the window is never lost: all requests of a window
+// become one keyframe at its end, unless a keyframe leaves the encoder before (the one asked
+// for, or one of its own every keyframe-max-dist frames), which serves them all. The
+// encoder's own keyframes do not close the window: its first one, put out when it starts
+// before any call is connected, would make the first viewer wait a whole window.
 //
 //   event                      window open (no keyframe for min_interval)   window closed
 //   request                    kSendNow (the window closes now)             pending: kWait
 //                                                                          until the window's
 //                                                                          end (one timer)
 //   timer at the window's end  (nothing pending: kNone)                     pending: kSendNow
-//   keyframe out of encoder    the window closes from now; a pending request is served by it
-//                              (kNone: the timer has nothing to do)
+//   keyframe out of encoder    a pending request is served by it (kNone: the timer then has
+//                              nothing to do); the window stays as it is
 //   min_interval 0             every request is kSendNow
 #pragma once
 
@@ -63,7 +66,7 @@ class KeyframePacer {
 
   std::int64_t interval_;
   bool have_last_ = false;
-  std::int64_t last_us_ = 0;  // the last keyframe asked for or seen
+  std::int64_t last_us_ = 0;  // the last keyframe asked for
   bool pending_ = false;
   Counts counts_;
 };

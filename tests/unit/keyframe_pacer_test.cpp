@@ -85,13 +85,17 @@ TEST(KeyframePacer, KeyframeOutOfTheEncoderServesThePendingRequest) {
   EXPECT_EQ(p.counts().coalesced, 1u);
 }
 
-TEST(KeyframePacer, KeyframeOutOfTheEncoderClosesTheWindow) {
+// The encoder's first keyframe comes out when it starts, before any call is connected (its
+// branches drop it): the first viewer's request must not wait a window for it.
+TEST(KeyframePacer, KeyframeOutOfTheEncoderLeavesTheWindowOpen) {
   KeyframePacer p(1 * kS);
   p.keyframe_out(5 * kS);  // the encoder's own, no request
-  KeyframePacer::Step s = p.request(5 * kS + 100 * kMs);
-  EXPECT_EQ(s.action, Action::kWait);
-  EXPECT_EQ(s.wake_us, 6 * kS);
-  EXPECT_EQ(p.tick(6 * kS).action, Action::kSendNow);
+  EXPECT_EQ(p.request(5 * kS + 100 * kMs).action, Action::kSendNow);
+  ASSERT_EQ(p.request(5 * kS + 200 * kMs).action, Action::kWait);
+  p.keyframe_out(5 * kS + 300 * kMs);                              // serves it
+  EXPECT_EQ(p.request(5 * kS + 400 * kMs).action, Action::kWait);  // the window still runs
+  EXPECT_EQ(p.tick(6 * kS + 100 * kMs).action, Action::kSendNow);
+  EXPECT_EQ(p.counts().sent, 2u);
 }
 
 TEST(KeyframePacer, ZeroIntervalSendsEveryRequest) {
