@@ -1074,6 +1074,7 @@ std::vector<std::pair<std::string, KeyframePacer::Counts>> Engine::keyframe_coun
 }
 
 void Engine::encoders_changed() {
+  stats_.encoders_changed();
   g_object_notify(G_OBJECT(element_), "encoders");
 }
 

@@ -174,6 +174,7 @@ void StatsCollector::stop() {
   previous_.clear();
   latest_.clear();
   policies_.clear();
+  applied_.clear();
   viewer_codec_.clear();
   std::lock_guard lock(snapshot_mutex_);
   if (snapshot_) gst_structure_free(std::exchange(snapshot_, nullptr));
@@ -200,7 +201,10 @@ void StatsCollector::forget(const std::string& peer) {
   auto policy = policies_.find(it->second);
   if (policy != policies_.end()) {
     policy->second.remove(peer);
-    if (policy->second.viewers() == 0) policies_.erase(policy);
+    if (policy->second.viewers() == 0) {
+      applied_.erase(policy->first);
+      policies_.erase(policy);
+    }
   }
   viewer_codec_.erase(it);
 }
@@ -214,6 +218,7 @@ void StatsCollector::tick() {
       unsigned max = engine_.settings().video_bitrate_kbps;
       for (auto& [codec, policy] : policies_) engine_.set_video_bitrate(codec, max);
       policies_.clear();
+      applied_.clear();
       viewer_codec_.clear();
       previous_.clear();
       latest_.clear();
@@ -303,12 +308,18 @@ void StatsCollector::apply_policy(gint64 now_us) {
     codec = stats.video_codec;
     it->second.report(peer, stats.loss);
   }
+  bool dirty = encoders_dirty_.exchange(false);
   for (auto& [codec, policy] : policies_) {
     policy.set_config(config);
     std::optional<unsigned> changed = policy.update(now_us);
-    // Also when nothing changed: an encoder started since (for a new first viewer of its
-    // codec) begins at video-bitrate.
-    engine_.set_video_bitrate(codec, policy.target_kbps());
+    // Also when the policy did not change but an encoder started since (it begins at
+    // video-bitrate). Only then: setting or reading vpxenc's bitrate waits for the frame it
+    // is encoding.
+    auto applied = applied_.find(codec);
+    if (dirty || applied == applied_.end() || applied->second != policy.target_kbps()) {
+      engine_.set_video_bitrate(codec, policy.target_kbps());
+      applied_[codec] = policy.target_kbps();
+    }
     if (changed) {
       GST_INFO_OBJECT(engine_.element(), "%s encoder: %u kbit/s for %zu viewers", codec.c_str(),
                       *changed, policy.viewers());

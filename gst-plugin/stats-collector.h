@@ -7,6 +7,7 @@
 
 #include <gst/gst.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -30,6 +31,8 @@ class StatsCollector {
   void stop();
   // A call ended (signaling thread): it leaves the statistics and its encoder's policy.
   void forget(const std::string& peer);
+  // An encoder started or stopped (any thread): the targets are set again next round.
+  void encoders_changed() { encoders_dirty_ = true; }
   // The latest statistics (the `stats` property): a structure `webrtccall-stats-all` with
   // `calls` (array of webrtccall-stats) and `total` (webrtccall-stats-total). Any thread.
   GstStructure* snapshot() const;
@@ -51,6 +54,8 @@ class StatsCollector {
   std::map<std::string, CallStats> latest_;          // per peer, this round's
   std::map<std::string, BitratePolicy> policies_;    // per video codec ("VP8") of an encoder
   std::map<std::string, std::string> viewer_codec_;  // peer -> the policy it feeds
+  std::map<std::string, unsigned> applied_;          // codec -> the bitrate set on its encoders
+  std::atomic<bool> encoders_dirty_{false};
 
   mutable std::mutex snapshot_mutex_;
   GstStructure* snapshot_ = nullptr;
