@@ -258,6 +258,15 @@ TEST_F(Stats, PerCallStatisticsAndTheSharedEncodersBitrate) {
   EXPECT_LT(number(change, "bitrate"), kMaxKbps);
   EXPECT_LT(encoder_kbps(sender.element()), static_cast<int>(kMaxKbps));
   EXPECT_GE(encoder_kbps(sender.element()), 150);
+
+  // stats-interval=0 while playing: no more statistics, the encoder back at video-bitrate.
+  g_object_set(sender.element(), "stats-interval", 0u, nullptr);
+  EXPECT_TRUE(sender.wait_until(
+      [&] { return encoder_kbps(sender.element()) == static_cast<int>(kMaxKbps); }, 5000));
+  while (sender.wait_message("webrtccall-stats", {}, 0)) {
+  }
+  EXPECT_FALSE(sender.wait_message("webrtccall-stats", {}, 4 * kIntervalMs))
+      << "statistics went on with stats-interval=0";
 }
 
 int main(int argc, char** argv) {
