@@ -359,8 +359,103 @@ bool Call::link_branch(SinkStream* stream, const Codec* codec, int pt, const cha
     give_back();
     return false;
   }
-  sends_.push_back({stream, tee, codec, tee_pad, elements, sink, existing_pad != nullptr});
+  sends_.push_back({stream, tee, codec, tee_pad, elements, sink, existing_pad != nullptr,
+                    std::make_shared<BranchFlow>()});
+  watch_branch(sends_.back());
   return true;
+}
+
+namespace {
+
+guint64 buffers_in(GstPadProbeInfo* info) {
+  if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    return gst_buffer_list_length(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
+  }
+  return 1;
+}
+
+}  // namespace
+
+guint64 Call::BranchFlow::dropped() const {
+  // Read out before in: a buffer counted in after `out` was read cannot make it negative.
+  guint64 left = out.load();
+  guint64 entered = in.load();
+  guint queued = 0;
+  if (queue) g_object_get(queue, "current-level-buffers", &queued, nullptr);
+  guint64 leaked = entered > left + queued ? entered - left - queued : 0;
+  return leaked + gated.load();
+}
+
+void Call::watch_branch(SendBranch& branch) {
+  BranchFlow* flow = branch.flow.get();
+  flow->queue = branch.elements.front();
+  flow->linked_us = g_get_monotonic_time();
+  flow->video = branch.stream->kind == Kind::kVideo;
+  flow->open = connected_;
+  auto probe = [&branch](GstPad* pad, GstPadProbeCallback cb) {
+    gst_pad_add_probe(
+        pad,
+        static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+        cb, new std::shared_ptr<BranchFlow>(branch.flow),
+        [](gpointer data) { delete static_cast<std::shared_ptr<BranchFlow>*>(data); });
+  };
+  GstPad* sink = gst_element_get_static_pad(flow->queue, "sink");
+  probe(sink, [](GstPad*, GstPadProbeInfo* info, gpointer data) -> GstPadProbeReturn {
+    BranchFlow& f = **static_cast<std::shared_ptr<BranchFlow>*>(data);
+    f.in += buffers_in(info);
+    f.last_in_us = g_get_monotonic_time();
+    return GST_PAD_PROBE_OK;
+  });
+  gst_object_unref(sink);
+  GstPad* src = gst_element_get_static_pad(flow->queue, "src");
+  probe(src, [](GstPad*, GstPadProbeInfo* info, gpointer data) -> GstPadProbeReturn {
+    BranchFlow& f = **static_cast<std::shared_ptr<BranchFlow>*>(data);
+    f.out += buffers_in(info);
+    f.last_out_us = g_get_monotonic_time();
+    if (!f.video || !(GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER)) {
+      return GST_PAD_PROBE_OK;
+    }
+    GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+    bool key = !GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+    if (!f.open) {
+      ++f.skipped;  // not connected yet: webrtcbin could not send it
+      return GST_PAD_PROBE_DROP;
+    }
+    if (f.wait_keyframe) {
+      if (key) {
+        f.wait_keyframe = false;
+        f.started = true;
+        return GST_PAD_PROBE_OK;
+      }
+      ++(f.started ? f.gated : f.skipped);
+      return GST_PAD_PROBE_DROP;
+    }
+    if (!key && GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT)) {
+      // The queue leaked before this frame (it marks the next one DISCONT): the frames it
+      // references are gone. Wait for a keyframe, and ask for one (paced with the others).
+      f.wait_keyframe = true;
+      ++f.gated;
+      GstPad* queue_sink = gst_element_get_static_pad(f.queue, "sink");
+      gst_pad_push_event(queue_sink,
+                         gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+      gst_object_unref(queue_sink);
+      return GST_PAD_PROBE_DROP;
+    }
+    return GST_PAD_PROBE_OK;
+  });
+  gst_object_unref(src);
+}
+
+guint64 Call::dropped_buffers() const {
+  guint64 n = detached_dropped_;
+  for (const SendBranch& b : sends_) n += b.flow->dropped();
+  return n;
+}
+
+guint64 Call::skipped_before_keyframe() const {
+  guint64 n = detached_skipped_;
+  for (const SendBranch& b : sends_) n += b.flow->skipped.load();
+  return n;
 }
 
 GstPromise* Call::promise_then(std::function<void(Call&, const GstStructure* reply)> fn) {
@@ -552,7 +647,8 @@ void Call::finish_detach(SinkStream* stream) {
   if (it == sends_.end()) return;
   SendBranch b = *it;
   sends_.erase(it);
-  GstBin* bin = engine_.bin();
+  detached_dropped_ += b.flow->dropped();
+  detached_skipped_ += b.flow->skipped.load();
   // webrtcbin 1.22 keeps a released pad's transceiver sendrecv (it only drops the pad), and
   // refuses to change the direction of a negotiated m-line ("transceiver direction changes
   // are not implemented" when the answer is applied): the m-line stays, carrying nothing of
@@ -575,7 +671,7 @@ void Call::finish_detach(SinkStream* stream) {
   }
   gst_element_release_request_pad(b.tee, b.tee_pad);
   gst_object_unref(b.tee_pad);
-  for (GstElement* e : b.elements) set_state_and_remove(bin, e);
+  remove_branch_elements(b);
   // A pad webrtcbin made itself (for a transceiver offered with all our codecs) was not
   // requested: it stays with its transceiver.
   if (!b.webrtc_made_pad) gst_element_release_request_pad(webrtc_, b.webrtc_pad);
@@ -894,6 +990,8 @@ void Call::on_connection_state() {
       return;
     }
     connected_ = true;
+    connected_us_ = g_get_monotonic_time();
+    for (SendBranch& b : sends_) b.flow->open = true;
     watch_incoming_packets();
     request_keyframes();
     engine_.call_connected(this);
@@ -984,6 +1082,19 @@ std::string Call::check_health(gint64 now_us) {
     bool late =
         now_us - remote_us_ > static_cast<gint64>(settings_.connect_timeout_s) * G_USEC_PER_SEC;
     return late ? "could not connect to " + peer_ : "";
+  }
+  if (settings_.stall_timeout_s > 0) {
+    // A branch that forwards nothing while its input flows: something downstream of its
+    // queue blocks (the queue leaks meanwhile, so the other calls never notice).
+    gint64 limit = static_cast<gint64>(settings_.stall_timeout_s) * G_USEC_PER_SEC;
+    for (const SendBranch& b : sends_) {
+      gint64 since = std::max({b.flow->last_out_us.load(), b.flow->linked_us, connected_us_});
+      if (now_us - b.flow->last_in_us.load() < G_USEC_PER_SEC && now_us - since > limit) {
+        return "stalled: nothing sent to " + peer_ + " for " +
+               std::to_string((now_us - since) / G_USEC_PER_SEC) + " s while " + b.stream->name +
+               " flows";
+      }
+    }
   }
   gint64 silent = now_us - last_rx_us_.load();
   if (silent > static_cast<gint64>(settings_.call_timeout_s) * G_USEC_PER_SEC) {
@@ -1106,6 +1217,16 @@ void Call::teardown(std::function<void()> done) {
   }
 }
 
+// Downstream first: a branch blocked after its queue (the payloader's push waiting in
+// webrtcbin, or held by a blocking probe) is released when the pad it waits on flushes, so
+// the queue's streaming thread can be stopped after it. Queue first, its thread never returns
+// and the signaling thread waits for it forever (element-keyframes, the stalled viewer).
+void Call::remove_branch_elements(const SendBranch& b) {
+  for (auto it = b.elements.rbegin(); it != b.elements.rend(); ++it) {
+    set_state_and_remove(engine_.bin(), *it);
+  }
+}
+
 void Call::teardown_wait_done() {
   if (teardown_waits_ > 0 && --teardown_waits_ == 0) finish_teardown();
 }
@@ -1157,7 +1278,7 @@ void Call::finish_teardown() {
   if (webrtc_) set_state_and_remove(bin, webrtc_);
   webrtc_ = nullptr;
   for (SendBranch& b : sends_) {
-    for (GstElement* e : b.elements) set_state_and_remove(bin, e);
+    remove_branch_elements(b);
     // The last call of an encoder removes it.
     engine_.release_codec_tee(b.stream, b.tee);
   }

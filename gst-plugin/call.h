@@ -80,6 +80,15 @@ class Call {
   void remote_candidate(guint mline, const char* mid, const char* candidate);
   gint64 started_us() const { return started_us_; }
 
+  // Buffers of the call's send branches dropped because the call could not keep up: those
+  // its branch queue leaked (in - out - still queued, counted by probes on the queue's pads;
+  // while buffers flow a reading can be ahead by the one or two being handed over), plus the
+  // video frames dropped after such a leak until the next keyframe. Branches detached
+  // mid-call still count. The frames a newcomer skips before its first keyframe are not
+  // drops (skipped_before_keyframe). Signaling thread.
+  guint64 dropped_buffers() const;
+  guint64 skipped_before_keyframe() const;
+
   // Ends the received streams with EOS (into the start of each receive chain, so it follows
   // the data in order).
   void end_outputs();
@@ -92,6 +101,23 @@ class Call {
   void teardown(std::function<void()> done);
 
  private:
+  // What passes a send branch's queue, counted by probes on its pads (streaming threads).
+  struct BranchFlow {
+    GstElement* queue = nullptr;  // not owned: the branch's, alive while the branch is
+    std::atomic<guint64> in{0}, out{0};
+    std::atomic<guint64> gated{0};    // video dropped after a leak, until the next keyframe
+    std::atomic<guint64> skipped{0};  // video dropped before the first keyframe
+    std::atomic<gint64> last_in_us{0}, last_out_us{0};
+    gint64 linked_us = 0;
+    // Video: nothing passes before the call is connected (`open`), then nothing until a
+    // keyframe, and after a leak nothing until the next one (a viewer never gets a delta
+    // frame whose reference it lacks).
+    bool video = false;
+    std::atomic<bool> open{false};
+    std::atomic<bool> wait_keyframe{true};
+    std::atomic<bool> started{false};  // a keyframe went through
+    guint64 dropped() const;
+  };
   struct SendBranch {
     SinkStream* stream;
     GstElement* tee;  // the codec's (Engine::acquire_codec_tee)
@@ -100,6 +126,7 @@ class Call {
     std::vector<GstElement*> elements;  // queue, payloader, capsfilter
     GstPad* webrtc_pad = nullptr;       // webrtcbin's sink pad (a reference)
     bool webrtc_made_pad = false;       // webrtcbin made it, we did not request it
+    std::shared_ptr<BranchFlow> flow;
   };
   struct Receive {
     std::vector<GstElement*> elements;
@@ -137,7 +164,11 @@ class Call {
   bool verify_fingerprint(std::string& error);
   void watch_incoming_packets();
   void request_keyframes();
+  // Counts what enters and leaves the branch's queue (BranchFlow) and holds back a video
+  // branch until its first keyframe.
+  void watch_branch(SendBranch& branch);
   void drain_webrtcbin();
+  void remove_branch_elements(const SendBranch& branch);
   void teardown_wait_done();
   void finish_teardown();
 
@@ -152,6 +183,8 @@ class Call {
   // A promise for webrtcbin whose reply `fn` handles on the signaling thread (if the call
   // still exists then).
   GstPromise* promise_then(std::function<void(Call&, const GstStructure* reply)> fn);
+
+  friend class StatsCollector;  // get-stats on webrtc_ through promise_then
 
   Engine& engine_;
   std::string peer_;
@@ -195,7 +228,9 @@ class Call {
   std::vector<Offered> offered_;  // streams whose codec the answer decides
 
   bool connected_ = false;
+  gint64 connected_us_ = 0;
   gint64 started_us_;
+  guint64 detached_dropped_ = 0, detached_skipped_ = 0;  // of branches detached mid-call
   std::atomic<gint64> last_rx_us_{0};
   std::vector<std::pair<GstPad*, gulong>> rx_probes_;
 

@@ -4,6 +4,7 @@
 #include <condition_variable>
 
 #include "call.h"
+#include "encoder-keyframes.h"
 #include "gref.h"
 #include "hangup-reason.h"
 #include "webrtccall-private.h"
@@ -132,6 +133,7 @@ Settings Engine::settings() const {
   s.connect_timeout_s = element_->connect_timeout;
   s.max_connecting = element_->max_connecting;
   s.answer_timeout_s = element_->answer_timeout;
+  s.stall_timeout_s = element_->stall_timeout;
   s.remote_limits.max_mlines = element_->max_mlines;
   s.remote_limits.max_transports = element_->max_transports;
   s.remote_limits.max_sdp_bytes = element_->max_sdp_size;
@@ -146,6 +148,8 @@ Settings Engine::settings() const {
   s.output_encoded = element_->output_encoded;
   s.upnp = element_->upnp;
   for (char** a = element_->ice_addresses; a && *a; ++a) s.ice_addresses.emplace_back(*a);
+  s.stats_interval_ms = element_->stats_interval;
+  s.min_video_bitrate_kbps = element_->min_video_bitrate;
   GST_OBJECT_UNLOCK(element_);
   return s;
 }
@@ -208,6 +212,16 @@ bool Engine::start() {
   context_ = g_main_context_new();
   loop_ = g_main_loop_new(context_, FALSE);
   thread_ = g_thread_new("webrtccall", thread_main, this);
+  {
+    // Encoded inputs that got their caps before a restart: their pacers' timers need the new
+    // signaling thread.
+    std::lock_guard lock(streams_mutex_);
+    for (auto& stream : streams_) {
+      if (!stream->keyframes) continue;
+      stream->keyframes->detach();
+      stream->keyframes = pace_keyframes(stream->tee);
+    }
+  }
   run_sync(context_, [this, name = s.username] {
     connect_signaller();
     gst_webrtc_call_signaller_start(signaller_, name.c_str());
@@ -225,6 +239,7 @@ bool Engine::start() {
           return G_SOURCE_CONTINUE;
         },
         this);
+    stats_.start();
   });
   return true;
 }
@@ -232,6 +247,7 @@ bool Engine::start() {
 void Engine::stop() {
   if (!thread_) return;
   run_sync(context_, [this] {
+    stats_.stop();
     end_calls_and_wait(nullptr, "pipeline stopped");
     if (!dying_.empty())
       GST_WARNING_OBJECT(element_, "%zu calls did not finish tearing down", dying_.size());
@@ -769,6 +785,7 @@ void Engine::end_call(std::string peer, const std::string& reason, const char* h
   if (it == calls_.end()) return;
   std::unique_ptr<Call> call = std::move(it->second);
   calls_.erase(it);
+  stats_.forget(peer);
   if (!call->offerer()) {
     gint64 now = g_get_monotonic_time();
     admission_.call_ended(peer, call->connected(), now - call->started_us(), now);
@@ -780,7 +797,8 @@ void Engine::end_call(std::string peer, const std::string& reason, const char* h
                                            *hang_up_reason ? hang_up_reason : nullptr);
   }
   post(gst_structure_new("webrtccall-call-ended", "peer", G_TYPE_STRING, peer.c_str(), "reason",
-                         G_TYPE_STRING, reason.c_str(), nullptr));
+                         G_TYPE_STRING, reason.c_str(), "dropped-buffers", G_TYPE_UINT64,
+                         static_cast<guint64>(call->dropped_buffers()), nullptr));
   unsigned id = call->id();
   Call* c = call.get();
   dying_.emplace(id, std::move(call));
@@ -945,6 +963,9 @@ void Engine::build_stream_chain(SinkStream* stream, GstCaps* caps) {
     }
     stream->codec = encoded;  // passed through, never re-encoded
     chain = make_send_parser(*encoded);
+    // Keyframes asked of the pipeline's source (an H.264 camera can; a file cannot: a
+    // newcomer then waits for the file's next keyframe).
+    if (encoded->kind == Kind::kVideo) stream->keyframes = pace_keyframes(stream->tee);
   }
   // Raw input: straight into the tee, the encoders hang off it (acquire_codec_tee).
   std::vector<GstElement*> all;
@@ -1042,11 +1063,22 @@ GstElement* Engine::acquire_codec_tee(SinkStream* stream, const Codec* codec) {
     return nullptr;
   }
   GST_INFO_OBJECT(element_, "%s: %s encoder started", stream->name.c_str(), codec->encoding_name);
+  if (codec->kind == Kind::kVideo) enc->keyframes = pace_keyframes(enc->tee);
   enc->users = 1;
   GstElement* tee = enc->tee;
   stream->encoders.push_back(std::move(enc));
   defer([this] { encoders_changed(); });
   return tee;
+}
+
+void Engine::set_video_bitrate(const std::string& codec, unsigned kbps) {
+  std::lock_guard lock(streams_mutex_);
+  for (auto& stream : streams_) {
+    for (auto& enc : stream->encoders) {
+      if (codec != enc->codec->encoding_name) continue;
+      for (GstElement* e : enc->chain) set_encoder_bitrate(e, kbps);
+    }
+  }
 }
 
 void Engine::release_codec_tee(SinkStream* stream, GstElement* tee) {
@@ -1059,6 +1091,7 @@ void Engine::release_codec_tee(SinkStream* stream, GstElement* tee) {
     if (it == stream->encoders.end() || --(*it)->users > 0) return;
     retired = std::move(*it);
     stream->encoders.erase(it);
+    if (retired->keyframes) retired->keyframes->detach();
     input_tee = GST_ELEMENT(gst_object_ref(stream->tee));
   }
   GST_INFO_OBJECT(element_, "%s: %s encoder no longer used: removing it", stream->name.c_str(),
@@ -1120,7 +1153,39 @@ std::vector<std::string> Engine::encoders() {
   return out;
 }
 
+std::shared_ptr<KeyframeControl> Engine::pace_keyframes(GstElement* tee) {
+  if (!context_) return nullptr;
+  GstPad* sink = gst_element_get_static_pad(tee, "sink");
+  auto control = KeyframeControl::attach(sink, context_, [this] { return keyframe_interval_us(); });
+  gst_object_unref(sink);
+  return control;
+}
+
+gint64 Engine::keyframe_interval_us() const {
+  GST_OBJECT_LOCK(element_);
+  gint64 ms = element_->keyframe_interval_min;
+  GST_OBJECT_UNLOCK(element_);
+  return ms * 1000;
+}
+
+std::vector<std::pair<std::string, KeyframePacer::Counts>> Engine::keyframe_counts() {
+  std::vector<std::pair<std::string, KeyframePacer::Counts>> out;
+  std::lock_guard lock(streams_mutex_);
+  for (auto& s : streams_) {
+    if (s->keyframes) {
+      out.emplace_back(s->name + ":" + s->codec->encoding_name + " input", s->keyframes->counts());
+    }
+    for (auto& e : s->encoders) {
+      if (e->keyframes) {
+        out.emplace_back(s->name + ":" + e->codec->encoding_name, e->keyframes->counts());
+      }
+    }
+  }
+  return out;
+}
+
 void Engine::encoders_changed() {
+  stats_.encoders_changed();
   g_object_notify(G_OBJECT(element_), "encoders");
 }
 
@@ -1223,6 +1288,10 @@ void Engine::release_sink_pad(GstPad* pad) {
     streams_.erase(it);
   }
   gst_element_remove_pad(GST_ELEMENT(element_), pad);
+  if (stream->keyframes) stream->keyframes->detach();
+  for (auto& enc : stream->encoders) {
+    if (enc->keyframes) enc->keyframes->detach();
+  }
   for (GstElement* e : {stream->entry, stream->tee}) {
     gst_element_set_state(e, GST_STATE_NULL);
     gst_bin_remove(bin(), e);

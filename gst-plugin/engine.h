@@ -16,16 +16,19 @@
 
 #include "backoff.h"
 #include "join-pacer.h"
+#include "keyframe-pacer.h"
 #include "media.h"
 #include "peer-list.h"
 #include "remote-limits.h"
 #include "signaller.h"
+#include "stats-collector.h"
 
 struct _GstWebRTCCall;
 
 namespace webrtccall {
 
 class Call;
+class KeyframeControl;
 
 // What the element's properties say, read once per call (under the object lock).
 struct Settings {
@@ -43,11 +46,14 @@ struct Settings {
   unsigned max_connecting = 8;      // join pacing (join-pacer.h); 0: no limit
   unsigned connect_timeout_s = 10;  // incoming: from the offer; outgoing: from the answer
   unsigned answer_timeout_s = 30;   // an outgoing call waits this long for the answer
+  unsigned stall_timeout_s = 5;     // a connected call sending nothing while its input flows
   RemoteLimits remote_limits;
   AdmissionConfig admission;
   bool output_encoded = false;
   bool upnp = false;
   std::vector<std::string> ice_addresses;
+  unsigned stats_interval_ms = 1000;  // 0: no statistics (and no bitrate policy)
+  unsigned min_video_bitrate_kbps = 150;
 };
 
 // One encoder of a raw input: the input's tee -> encoder chain -> its own tee -> one branch
@@ -57,7 +63,8 @@ struct Encoder {
   GstPad* input_pad = nullptr;  // the request pad on the input's tee
   std::vector<GstElement*> chain;
   GstElement* tee = nullptr;
-  unsigned users = 0;  // calls with a branch on `tee`
+  unsigned users = 0;                          // calls with a branch on `tee`
+  std::shared_ptr<KeyframeControl> keyframes;  // video: paces the calls' keyframe requests
 };
 
 // One request sink pad. Encoded input: input -> parser -> tee -> one branch per call, sent as
@@ -76,6 +83,7 @@ struct SinkStream {
   bool eos = false;                // EOS arrived on the pad
   std::vector<GstElement*> chain;  // encoded input: the parser
   std::vector<std::unique_ptr<Encoder>> encoders;
+  std::shared_ptr<KeyframeControl> keyframes;  // encoded video: paces requests to the source
 };
 
 class Engine {
@@ -100,6 +108,10 @@ class Engine {
   std::vector<std::string> calls() const;
   // "<sink pad>:<codec>" of every encoder running. Any thread.
   std::vector<std::string> encoders();
+  // Keyframe requests and keyframes per encoder ("video_0:VP8"), and per encoded video input
+  // ("video_0:H264 input"): see keyframe-pacer.h. Any thread.
+  std::vector<std::pair<std::string, KeyframePacer::Counts>> keyframe_counts();
+  gint64 keyframe_interval_us() const;  // keyframe-interval-min; any thread
 
   // Codecs (encoding names) a call can send of `stream`: raw input, every codec of its kind
   // whose encoder and payloader are installed; encoded input, its own. Streams mutex held.
@@ -138,6 +150,11 @@ class Engine {
   // goes on.
   void call_error(unsigned call_id, std::string message);
   void post(GstStructure* s);  // an element message on the bus; any thread
+  // Sets the bitrate of every running encoder of `codec` (an encoding name: "VP8"), when it
+  // differs. Signaling thread.
+  void set_video_bitrate(const std::string& codec, unsigned kbps);
+  // The latest statistics (the `stats` property), or null before the first. Any thread.
+  GstStructure* stats() const { return stats_.snapshot(); }
 
  private:
   static gpointer thread_main(gpointer self);
@@ -184,7 +201,12 @@ class Engine {
   void arm_pacer(bool soon);  // run_pacer at once, or at the next expiry
   void build_stream_chain(SinkStream* stream, GstCaps* caps);
   void encoders_changed();
+  // A keyframe pacer on the sink pad of `tee`, an encoded video stream's (signaling thread
+  // or the input's streaming thread).
+  std::shared_ptr<KeyframeControl> pace_keyframes(GstElement* tee);
 
+  friend class StatsCollector;  // reads calls_
+  StatsCollector stats_{*this};
   _GstWebRTCCall* element_;
   GstWebRTCCallSignaller* signaller_ = nullptr;
   std::vector<gulong> signaller_handlers_;

@@ -102,6 +102,22 @@ std::vector<GstElement*> make_send_parser(const Codec& codec) {
   return {parser, filter};
 }
 
+void set_encoder_bitrate(GstElement* element, unsigned kbps) {
+  GstElementFactory* factory = gst_element_get_factory(element);
+  if (!factory) return;
+  const char* name = GST_OBJECT_NAME(factory);
+  if (g_str_equal(name, "vp8enc") || g_str_equal(name, "vp9enc")) {
+    gint now = 0;
+    g_object_get(element, "target-bitrate", &now, nullptr);
+    auto bps = static_cast<gint>(kbps * 1000);
+    if (now != bps) g_object_set(element, "target-bitrate", bps, nullptr);
+  } else if (g_str_equal(name, "openh264enc")) {
+    guint now = 0;
+    g_object_get(element, "bitrate", &now, nullptr);
+    if (now != kbps * 1000) g_object_set(element, "bitrate", kbps * 1000, nullptr);
+  }
+}
+
 std::vector<GstElement*> make_encoder_chain(const Codec& codec, unsigned bitrate_kbps) {
   std::vector<GstElement*> out;
   auto add = [&](const char* factory) {

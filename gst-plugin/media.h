@@ -44,6 +44,10 @@ std::vector<GstElement*> make_send_parser(const Codec& codec);
 // Elements that turn raw input into the codec's elementary stream (converter, encoder,
 // parser as above), configured for real time at `bitrate_kbps`.
 std::vector<GstElement*> make_encoder_chain(const Codec& codec, unsigned bitrate_kbps);
+// Sets the bitrate of `element` if it is one of our video encoders (vp8enc, vp9enc:
+// target-bitrate; openh264enc: bitrate; both take effect while playing) and the bitrate
+// differs; other elements are left alone.
+void set_encoder_bitrate(GstElement* element, unsigned kbps);
 // Elements that turn the codec's RTP into its elementary stream (depayloader, parser) and,
 // unless `encoded`, decode it.
 std::vector<GstElement*> make_receive_chain(const Codec& codec, bool encoded);

@@ -33,9 +33,14 @@ struct _GstWebRTCCall {
   guint offer_burst;
   guint refusal_rate;
   guint max_connecting;
+  guint keyframe_interval_min;  // ms
+  guint stall_timeout;          // s
   gboolean output_encoded;
   gboolean upnp;
   GStrv ice_addresses;
+
+  guint stats_interval;               // ms, 0: off
+  guint min_video_bitrate;            // kbit/s, the bitrate policy's floor
   GstWebRTCCallSignaller* signaller;  // owned; replaceable in the NULL state
 
   webrtccall::Engine* engine;  // created in init, lives as long as the element

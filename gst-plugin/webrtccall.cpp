@@ -39,7 +39,12 @@ constexpr guint kDefaultMaxCandidateSize = 512;
 constexpr guint kDefaultOfferRate = 5;  // per second
 constexpr guint kDefaultOfferBurst = 20;
 constexpr guint kDefaultMaxConnecting = 8;  // calls between offer/answer and connected at once
-constexpr guint kDefaultRefusalRate = 10;   // per second, burst 4x: under the server's 50/s, 100
+constexpr guint kDefaultRefusalRate = 10;  // per second, burst 4x: under the server's 50/s, 100
+constexpr guint kDefaultKeyframeIntervalMin = 1000;  // ms: one keyframe a second for all calls
+constexpr guint kDefaultStallTimeout = 5;            // s
+
+constexpr guint kDefaultStatsInterval = 1000;   // ms
+constexpr guint kDefaultMinVideoBitrate = 150;  // kbit/s
 
 enum {
   PROP_0,
@@ -66,6 +71,8 @@ enum {
   PROP_OFFER_RATE,
   PROP_OFFER_BURST,
   PROP_REFUSAL_RATE,
+  PROP_KEYFRAME_INTERVAL_MIN,
+  PROP_STALL_TIMEOUT,
   PROP_OUTPUT_ENCODED,
   PROP_UPNP,
   PROP_ICE_ADDRESSES,
@@ -75,6 +82,9 @@ enum {
   PROP_CALLS,
   PROP_ENCODERS,
   PROP_MAX_CONNECTING,
+  PROP_STATS_INTERVAL,
+  PROP_MIN_VIDEO_BITRATE,
+  PROP_STATS,
   N_PROPS
 };
 GParamSpec* properties[N_PROPS];
@@ -97,6 +107,11 @@ constexpr UintField kLimitFields[] = {
     {PROP_OFFER_BURST, &_GstWebRTCCall::offer_burst},
     {PROP_REFUSAL_RATE, &_GstWebRTCCall::refusal_rate},
     {PROP_MAX_CONNECTING, &_GstWebRTCCall::max_connecting},
+    // Not limits, but plain uint properties read by the signaling thread too.
+    {PROP_STATS_INTERVAL, &_GstWebRTCCall::stats_interval},
+    {PROP_MIN_VIDEO_BITRATE, &_GstWebRTCCall::min_video_bitrate},
+    {PROP_KEYFRAME_INTERVAL_MIN, &_GstWebRTCCall::keyframe_interval_min},
+    {PROP_STALL_TIMEOUT, &_GstWebRTCCall::stall_timeout},
 };
 guint _GstWebRTCCall::*limit_field(guint prop_id) {
   for (const UintField& f : kLimitFields) {
@@ -506,6 +521,13 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
     case PROP_ENCODERS:
       g_value_take_boxed(value, to_strv(self->engine->encoders()));
       return;
+    case PROP_STATS:
+      if (GstStructure* stats = self->engine->stats()) {
+        g_value_take_boxed(value, stats);
+      } else {
+        g_value_take_boxed(value, gst_structure_new_empty("webrtccall-stats-all"));
+      }
+      return;
     default:
       break;
   }
@@ -711,6 +733,17 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "wait in line, answered as calls connect, refused (timeout) after connect-timeout; calls "
       "of the peer list wait too (0: no limit)",
       0, 1000, kDefaultMaxConnecting, rw_playing);
+  properties[PROP_KEYFRAME_INTERVAL_MIN] = g_param_spec_uint(
+      "keyframe-interval-min", "Minimum keyframe interval",
+      "Milliseconds between the keyframes asked of one shared encoder (or of an encoded "
+      "input's source), for all its calls together: calls joining and PLI/FIR from viewers "
+      "within that time get one keyframe at its end (0: no limit)",
+      0, 60000, kDefaultKeyframeIntervalMin, rw_playing);
+  properties[PROP_STALL_TIMEOUT] = g_param_spec_uint(
+      "stall-timeout", "Stall timeout",
+      "Seconds a connected call may send nothing while its input flows (its branch is blocked "
+      "downstream) before it ends as stalled (0: never)",
+      0, 3600, kDefaultStallTimeout, rw_playing);
   properties[PROP_OUTPUT_ENCODED] = g_param_spec_boolean(
       "output-encoded", "Output encoded",
       "Source pads give the received streams encoded (VP8/VP9/H.264/Opus), for recording "
@@ -742,6 +775,22 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "The encoders running, one per input and codec that some call sends, as "
       "\"<sink pad>:<codec>\" (\"video_0:H264\"); encoded input is never re-encoded",
       G_TYPE_STRV, ro);
+  properties[PROP_STATS_INTERVAL] = g_param_spec_uint(
+      "stats-interval", "Statistics interval",
+      "Milliseconds between statistics of every call (webrtccall-stats and "
+      "webrtccall-stats-total on the bus, the stats property) and adjustments of the shared "
+      "video encoders' bitrate (0: off)",
+      0, 3600000, kDefaultStatsInterval, rw_playing);
+  properties[PROP_MIN_VIDEO_BITRATE] = g_param_spec_uint(
+      "min-video-bitrate", "Minimum video bitrate",
+      "Lowest bitrate in kbit/s the bitrate policy lowers a shared video encoder to when its "
+      "viewers lose packets (video-bitrate is the highest; equal to it: a fixed bitrate)",
+      50, 50000, kDefaultMinVideoBitrate, rw_playing);
+  properties[PROP_STATS] = g_param_spec_boxed(
+      "stats", "Statistics",
+      "The latest statistics: webrtccall-stats-all, calls=< webrtccall-stats per call >, "
+      "total=webrtccall-stats-total (see README)",
+      GST_TYPE_STRUCTURE, ro);
   g_object_class_install_properties(oc, N_PROPS, properties);
 
   /**
@@ -806,6 +855,10 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->offer_burst = kDefaultOfferBurst;
   self->refusal_rate = kDefaultRefusalRate;
   self->max_connecting = kDefaultMaxConnecting;
+  self->stats_interval = kDefaultStatsInterval;
+  self->min_video_bitrate = kDefaultMinVideoBitrate;
+  self->keyframe_interval_min = kDefaultKeyframeIntervalMin;
+  self->stall_timeout = kDefaultStallTimeout;
   self->output_encoded = kDefaultOutputEncoded;
   self->upnp = kDefaultUpnp;
   self->signaller =

@@ -34,7 +34,8 @@ struct Options {
   std::string server, name, call, ice_address, codec = "vp8", extra;
   unsigned count = 1;
   bool wait = false, decode = true;
-  double duration = 0;  // 0: until SIGTERM
+  double duration = 0;        // 0: until SIGTERM
+  unsigned pli_every_ms = 0;  // ask the sender for a keyframe this often (0: never)
 };
 
 gint64 g_start_us = 0;
@@ -356,7 +357,7 @@ gboolean on_tick(gpointer) {
                "usage: wcc-viewer --server WS_URL --name NAME [--count N] [--call SENDER | "
                "--wait]\n"
                "                  [--ice-address ADDR] [--no-decode] [--codec vp8|h264]\n"
-               "                  [--duration S] [--extra 'prop=value ...']\n",
+               "                  [--duration S] [--extra 'prop=value ...'] [--pli-every MS]\n",
                why);
   std::exit(2);
 }
@@ -393,6 +394,10 @@ Options parse(int argc, char** argv) {
       if (o.duration <= 0) usage("--duration must be > 0");
     } else if (a == "--extra") {
       o.extra = value();
+    } else if (a == "--pli-every") {
+      long ms = std::strtol(value().c_str(), nullptr, 10);
+      if (ms < 1 || ms > 600000) usage("--pli-every must be 1-600000 ms");
+      o.pli_every_ms = static_cast<unsigned>(ms);
     } else if (a == "--help" || a == "-h") {
       usage("help");
     } else {
@@ -469,6 +474,22 @@ int main(int argc, char** argv) {
   g_unix_signal_add(SIGINT, quit, nullptr);
   if (o.duration > 0) g_timeout_add(static_cast<guint>(o.duration * 1000), quit, nullptr);
   g_timeout_add(1000, on_tick, nullptr);
+  if (o.pli_every_ms) {
+    // A viewer that keeps asking for keyframes: an upstream force-key-unit from its sinks,
+    // which the receiving rtpsession turns into an RTCP PLI to the sender.
+    g_timeout_add(
+        o.pli_every_ms,
+        +[](gpointer) -> gboolean {
+          for (auto& v : g_viewers) {
+            if (v->stopped) continue;
+            GstStructure* s =
+                gst_structure_new("GstForceKeyUnit", "all-headers", G_TYPE_BOOLEAN, FALSE, nullptr);
+            gst_element_send_event(v->pipeline, gst_event_new_custom(GST_EVENT_CUSTOM_UPSTREAM, s));
+          }
+          return G_SOURCE_CONTINUE;
+        },
+        nullptr);
+  }
   quit_if_all_stopped();
   if (g_exit_code == 0 ||
       std::any_of(g_viewers.begin(), g_viewers.end(), [](auto& v) { return !v->stopped; })) {
