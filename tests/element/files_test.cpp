@@ -1,0 +1,529 @@
+// Files and other non-live input broadcast in real time, send-only calls, and a pipeline whose
+// source pads nobody links. Runs inside tests/netns-pair-run.sh: the sender (this process)
+// in the sender's namespace (10.77.1.1), the viewers in the viewers' namespace (10.77.1.2),
+// where this program runs itself again in viewer mode (`--viewer`, below): one process, N
+// webrtccall elements that call the sender and print what they receive, one line per event.
+// The test files are made at test time in the build directory (nothing large is committed).
+#include <gst/gst.h>
+#include <gst/sdp/sdp.h>
+#include <gst/webrtc/webrtc.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "peer.h"
+
+#ifndef FILES_TEST_DIR
+#define FILES_TEST_DIR "."
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string g_self;  // this program, for viewer mode
+
+gint64 now_ms() {
+  return g_get_monotonic_time() / 1000;
+}
+
+// ---- viewer mode (in the viewers' namespace) ----
+
+// The direction of the first m-line of `kind` in the sender's answer ("" if none, "rejected"
+// for port 0).
+std::string answer_direction(GstElement* call, const char* kind) {
+  std::string out;
+  GstIterator* it = gst_bin_iterate_recurse(GST_BIN(call));
+  GValue v = G_VALUE_INIT;
+  while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
+    auto* e = GST_ELEMENT(g_value_get_object(&v));
+    GstElementFactory* f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "webrtcbin") && out.empty()) {
+      GstWebRTCSessionDescription* desc = nullptr;
+      g_object_get(e, "remote-description", &desc, nullptr);
+      if (desc) {
+        for (guint i = 0; i < gst_sdp_message_medias_len(desc->sdp); ++i) {
+          const GstSDPMedia* m = gst_sdp_message_get_media(desc->sdp, i);
+          if (!g_str_equal(gst_sdp_media_get_media(m), kind)) continue;
+          if (gst_sdp_media_get_port(m) == 0) {
+            out = "rejected";
+          } else {
+            for (const char* d : {"sendrecv", "sendonly", "recvonly", "inactive"}) {
+              if (gst_sdp_media_get_attribute_val(m, d)) out = d;
+            }
+          }
+          break;
+        }
+        gst_webrtc_session_description_free(desc);
+      }
+    }
+    g_value_reset(&v);
+  }
+  g_value_unset(&v);
+  gst_iterator_free(it);
+  return out;
+}
+
+// --viewer URL PREFIX COUNT TARGET SECONDS SEND CYCLES
+// COUNT viewers PREFIX-1..N call TARGET at once (a recvonly offer unless SEND: then live
+// video and audio too) and print, every 200 ms, "frames NAME MS TOTAL" (decoded video frames
+// so far), "connected NAME MS", "answer NAME VIDEO-DIRECTION AUDIO-DIRECTION". With CYCLES > 1,
+// one viewer calls CYCLES times in turn, each call until 30 frames arrived (at most SECONDS),
+// then leaves ("cycle NAME I FRAMES"). Ends after SECONDS (or the cycles), or when stdin closes.
+int viewer_main(int argc, char** argv) {
+  if (argc < 9) return 2;
+  std::string url = argv[2], prefix = argv[3], target = argv[5];
+  int count = std::atoi(argv[4]), seconds = std::atoi(argv[6]), cycles = std::atoi(argv[8]);
+  bool send = std::atoi(argv[7]) != 0;
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  test::PeerOptions o;
+  o.send_video = send;
+  o.send_audio = send;
+  o.peer = target;
+  o.extra = "ice-addresses=<\"10.77.1.2\">";
+  std::atomic<bool> quit{false};
+  std::thread stdin_watch([&] {
+    char buf[64];
+    while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
+    }
+    quit = true;
+  });
+  stdin_watch.detach();
+  gint64 start = now_ms();
+  if (cycles > 1) {
+    for (int i = 0; i < cycles && !quit; ++i) {
+      std::string name = prefix + "-" + std::to_string(i + 1);
+      auto p = std::make_unique<test::Peer>(name, url, o);
+      if (!p->play()) return 1;
+      p->wait_until([&] { return p->video_buffers >= 30 || quit; }, seconds * 1000);
+      std::printf("cycle %s %d %d\n", name.c_str(), i, p->video_buffers.load());
+      p.reset();
+    }
+    return 0;
+  }
+  std::vector<std::unique_ptr<test::Peer>> peers;
+  for (int i = 0; i < count; ++i) {
+    std::string name = count > 1 ? prefix + "-" + std::to_string(i + 1) : prefix;
+    peers.push_back(std::make_unique<test::Peer>(name, url, o));
+    if (!peers.back()->play()) return 1;
+  }
+  std::vector<bool> connected(peers.size(), false);
+  while (!quit && now_ms() - start < seconds * 1000) {
+    std::this_thread::sleep_for(200ms);
+    gint64 t = now_ms() - start;
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      test::Peer& p = *peers[i];
+      std::string name = count > 1 ? prefix + "-" + std::to_string(i + 1) : prefix;
+      if (!connected[i] && p.has_message("webrtccall-call-connected", {})) {
+        connected[i] = true;
+        std::printf("connected %s %lld\n", name.c_str(), static_cast<long long>(t));
+        std::printf("answer %s %s %s\n", name.c_str(),
+                    answer_direction(p.element(), "video").c_str(),
+                    answer_direction(p.element(), "audio").c_str());
+      }
+      std::printf("frames %s %lld %d\n", name.c_str(), static_cast<long long>(t),
+                  p.video_buffers.load());
+    }
+  }
+  return 0;
+}
+
+// ---- the test side ----
+
+// Runs `desc` (a non-live pipeline writing a file) to EOS.
+bool make_file(const std::string& desc) {
+  GError* err = nullptr;
+  GstElement* p = gst_parse_launch(desc.c_str(), &err);
+  if (err) {
+    ADD_FAILURE() << desc << ": " << err->message;
+    g_error_free(err);
+    if (p) gst_object_unref(p);
+    return false;
+  }
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(p);
+  GstMessage* m = gst_bus_timed_pop_filtered(
+      bus, 60 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  bool ok = m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS;
+  if (!ok) ADD_FAILURE() << "could not make a test file: " << desc;
+  if (m) gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_element_set_state(p, GST_STATE_NULL);
+  gst_object_unref(p);
+  return ok;
+}
+
+const std::string kH264File = std::string(FILES_TEST_DIR) + "/files-h264-25fps.mkv";
+const std::string kAvFile = std::string(FILES_TEST_DIR) + "/files-vp8-vorbis-15fps.webm";
+
+// One viewer process in the viewers' namespace; its lines are collected by a thread.
+class Viewers {
+ public:
+  Viewers(const std::string& url, const std::string& prefix, int count, const std::string& target,
+          int seconds, bool send = false, int cycles = 1) {
+    const char* exec = g_getenv("WCC_VIEWERS_EXEC");
+    std::string cmd = std::string(exec ? exec : "") + " " + g_self + " --viewer " + url + " " +
+                      prefix + " " + std::to_string(count) + " " + target + " " +
+                      std::to_string(seconds) + " " + (send ? "1" : "0") + " " +
+                      std::to_string(cycles);
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(in[0], STDIN_FILENO);
+      dup2(out[1], STDOUT_FILENO);
+      close(in[1]);
+      close(out[0]);
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    stdin_ = in[1];
+    reader_ = std::thread([this, fd = out[0]] {
+      FILE* f = fdopen(fd, "r");
+      char line[512];
+      while (f && fgets(line, sizeof line, f)) {
+        std::lock_guard lock(mutex_);
+        lines_.emplace_back(line);
+      }
+      if (f) fclose(f);
+    });
+  }
+  ~Viewers() { stop(); }
+  void stop() {
+    if (pid_ <= 0) return;
+    close(stdin_);  // the viewers end themselves
+    int status = 0;
+    for (int i = 0; i < 100 && waitpid(pid_, &status, WNOHANG) == 0; ++i) {
+      std::this_thread::sleep_for(100ms);
+    }
+    if (waitpid(pid_, &status, WNOHANG) == 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+    }
+    pid_ = -1;
+    if (reader_.joinable()) reader_.join();
+  }
+  // Lines whose first word is `kind`, split into words.
+  std::vector<std::vector<std::string>> lines(const std::string& kind) {
+    std::lock_guard lock(mutex_);
+    std::vector<std::vector<std::string>> out;
+    for (const std::string& l : lines_) {
+      std::istringstream in(l);
+      std::vector<std::string> words;
+      for (std::string w; in >> w;) words.push_back(w);
+      if (!words.empty() && words[0] == kind) out.push_back(words);
+    }
+    return out;
+  }
+  // Frame rate of viewer `name` from its first frame to its last tick: {fps, seconds}.
+  std::pair<double, double> fps(const std::string& name) {
+    long long t0 = -1, f0 = 0, t1 = -1, f1 = 0;
+    for (auto& w : lines("frames")) {
+      if (w.size() < 4 || w[1] != name) continue;
+      long long t = std::stoll(w[2]), f = std::stoll(w[3]);
+      if (f == 0) continue;
+      if (t0 < 0) {
+        t0 = t;
+        f0 = f;
+      }
+      t1 = t;
+      f1 = f;
+    }
+    if (t0 < 0 || t1 <= t0) return {0, 0};
+    return {1000.0 * static_cast<double>(f1 - f0) / static_cast<double>(t1 - t0),
+            static_cast<double>(t1 - t0) / 1000.0};
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  std::thread reader_;
+  std::mutex mutex_;
+  std::vector<std::string> lines_;
+};
+
+// Encoders anywhere in `bin` (the element's own shared ones or any other).
+int encoder_elements(GstElement* bin) {
+  int n = 0;
+  GstIterator* it = gst_bin_iterate_recurse(GST_BIN(bin));
+  GValue v = G_VALUE_INIT;
+  while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
+    GstElementFactory* f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&v)));
+    const char* klass = f ? gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_KLASS) : "";
+    // Not webrtcbin's DTLS and SRTP "encoders": media encoders.
+    if (klass && std::strstr(klass, "Encoder") &&
+        (std::strstr(klass, "Video") || std::strstr(klass, "Audio"))) {
+      ++n;
+    }
+    g_value_reset(&v);
+  }
+  g_value_unset(&v);
+  gst_iterator_free(it);
+  return n;
+}
+
+std::vector<std::string> encoders_property(GstElement* call) {
+  GStrv list = nullptr;
+  g_object_get(call, "encoders", &list, nullptr);
+  std::vector<std::string> out;
+  for (GStrv e = list; e && *e; ++e) out.emplace_back(*e);
+  g_strfreev(list);
+  return out;
+}
+
+// When EOS left the element's sink pad `pad` (ms, monotonic; 0: not yet).
+struct EosWatch {
+  std::atomic<gint64> at{0};
+  EosWatch(GstElement* call, const char* pad) {
+    GstPad* p = gst_element_get_static_pad(call, pad);
+    if (!p) return;
+    gst_pad_add_probe(
+        p, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer d) {
+          if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_EOS) {
+            static_cast<EosWatch*>(d)->at = now_ms();
+          }
+          return GST_PAD_PROBE_OK;
+        },
+        this, nullptr);
+    gst_object_unref(p);
+  }
+};
+
+// How late each buffer leaves the element's input stage (the clock's running time minus the
+// buffer's), from a probe on what the sink pad `pad` feeds: a buffer of a file going out in
+// real time is never early and a few ms late at most.
+struct Lateness {
+  std::mutex mutex;
+  std::vector<double> ms;
+  GstElement* call;
+  Lateness(GstElement* c, const char* pad) : call(c) {
+    GstPad* ghost = gst_element_get_static_pad(call, pad);
+    if (!ghost) return;
+    GstPad* target = gst_ghost_pad_get_target(GST_GHOST_PAD(ghost));
+    GstElement* entry = target ? gst_pad_get_parent_element(target) : nullptr;
+    GstPad* src = entry ? gst_element_get_static_pad(entry, "src") : nullptr;
+    if (src) {
+      gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, this, nullptr);
+      gst_object_unref(src);
+    }
+    if (entry) gst_object_unref(entry);
+    if (target) gst_object_unref(target);
+    gst_object_unref(ghost);
+  }
+  static GstPadProbeReturn on_buffer(GstPad* pad, GstPadProbeInfo* info, gpointer d) {
+    auto* self = static_cast<Lateness*>(d);
+    GstBuffer* buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    GstEvent* seg_event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+    GstClock* clock = gst_element_get_clock(self->call);
+    if (seg_event && clock) {
+      const GstSegment* seg = nullptr;
+      gst_event_parse_segment(seg_event, &seg);
+      GstClockTime ts = GST_BUFFER_DTS_IS_VALID(buf) ? GST_BUFFER_DTS(buf) : GST_BUFFER_PTS(buf);
+      GstClockTime rt = gst_segment_to_running_time(seg, GST_FORMAT_TIME, ts);
+      GstClockTime now = gst_clock_get_time(clock) - gst_element_get_base_time(self->call);
+      if (GST_CLOCK_TIME_IS_VALID(rt)) {
+        std::lock_guard lock(self->mutex);
+        self->ms.push_back(static_cast<double>(GST_CLOCK_DIFF(rt, now)) / 1e6);
+      }
+    }
+    if (clock) gst_object_unref(clock);
+    if (seg_event) gst_event_unref(seg_event);
+    return GST_PAD_PROBE_OK;
+  }
+  // {minimum, median, count}
+  std::tuple<double, double, std::size_t> summary() {
+    std::lock_guard lock(mutex);
+    if (ms.empty()) return {0, 0, 0};
+    std::vector<double> v = ms;
+    std::sort(v.begin(), v.end());
+    return {v.front(), v[v.size() / 2], v.size()};
+  }
+};
+
+class FilesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!g_file_test(kH264File.c_str(), G_FILE_TEST_EXISTS)) {
+      // 10 s at 25 fps, a keyframe every second (a viewer joining waits at most that).
+      make_file(
+          "videotestsrc num-buffers=250 pattern=ball ! video/x-raw,width=320,height=240,"
+          "framerate=25/1 ! openh264enc gop-size=25 ! h264parse ! matroskamux ! filesink "
+          "location=" +
+          kH264File + ".part");
+      std::rename((kH264File + ".part").c_str(), kH264File.c_str());
+    }
+    if (!g_file_test(kAvFile.c_str(), G_FILE_TEST_EXISTS)) {
+      // 8 s: VP8 at 15 fps and Vorbis, decoded by decodebin in the sender and encoded again.
+      make_file("webmmux name=m ! filesink location=" + kAvFile +
+                ".part videotestsrc num-buffers=120 pattern=ball ! video/x-raw,width=320,"
+                "height=240,framerate=15/1 ! vp8enc deadline=1 keyframe-max-dist=15 ! m. "
+                "audiotestsrc num-buffers=375 samplesperbuffer=1024 wave=ticks ! "
+                "audio/x-raw,rate=48000,channels=1 ! audioconvert ! vorbisenc ! m.");
+      std::rename((kAvFile + ".part").c_str(), kAvFile.c_str());
+    }
+  }
+
+  void SetUp() override {
+    ASSERT_STREQ(g_getenv("WCC_SENDER_ADDRESS"), "10.77.1.1")
+        << "run me through tests/netns-pair-run.sh";
+    server_ = std::make_unique<test::ServerProcess>(std::vector<std::string>{
+        "--address", "10.77.1.1", "--max-connections-per-address", "1000"});
+    ASSERT_TRUE(server_->ok());
+  }
+
+  std::unique_ptr<test::ServerProcess> server_;
+};
+
+const char* kSenderIce = " ice-addresses=<\"10.77.1.1\"> ";
+
+// A pre-encoded H.264 file to 5 viewers: no encoder in the sender, the file's own 25 fps at
+// every viewer (not faster), and the file takes its 10 s. The viewers send nothing: their
+// recvonly offers get sendonly answers.
+TEST_F(FilesTest, EncodedFileToFiveViewersInRealTime) {
+  test::PeerOptions o;
+  o.send_video = o.send_audio = false;
+  o.extra = std::string("max-calls=5") + kSenderIce + "filesrc location=" + kH264File +
+            " ! matroskademux ! h264parse ! call.video_0";
+  test::Peer sender("sender", server_->ws_url(), o);
+  ASSERT_NE(sender.element(), nullptr);
+  EosWatch eos(sender.element(), "video_0");
+  Viewers viewers(server_->ws_url(), "v", 5, "sender", 20);
+  ASSERT_TRUE(sender.play());
+  gint64 started = now_ms();
+  int max_encoders = 0, max_encoder_elements = 0;
+  while (now_ms() - started < 20000 && !(eos.at && now_ms() - eos.at > 500)) {
+    std::this_thread::sleep_for(100ms);
+    max_encoders =
+        std::max(max_encoders, static_cast<int>(encoders_property(sender.element()).size()));
+    max_encoder_elements = std::max(max_encoder_elements, encoder_elements(sender.pipeline()));
+  }
+  ASSERT_NE(eos.at.load(), 0) << "the file never ended";
+  double took_s = static_cast<double>(eos.at - started) / 1000.0;
+  viewers.stop();
+
+  EXPECT_EQ(max_encoders, 0) << "encoded input is sent as it is";
+  EXPECT_EQ(max_encoder_elements, 0);
+  // 10 s of file; as fast as it can be read it took well under a second.
+  EXPECT_GE(took_s, 9.5) << "the file was sent faster than its own rate";
+  EXPECT_LE(took_s, 13.0);
+  EXPECT_EQ(viewers.lines("connected").size(), 5u);
+  for (int i = 1; i <= 5; ++i) {
+    std::string name = "v-" + std::to_string(i);
+    auto [fps, seconds] = viewers.fps(name);
+    std::printf("%s: %.1f fps over %.1f s\n", name.c_str(), fps, seconds);
+    EXPECT_GE(seconds, 4.0) << name << " received frames for too short a time";
+    // The file's 25 fps; a loaded machine may drop some, a sender that does not pace sends
+    // far more (or everything at once, before the viewers are there).
+    EXPECT_GE(fps, 18.0) << name;
+    EXPECT_LE(fps, 28.0) << name;
+  }
+  for (auto& w : viewers.lines("answer")) {
+    ASSERT_GE(w.size(), 3u);
+    EXPECT_EQ(w[2], "sendonly") << w[1] << ": the answer to a recvonly video m-line";
+    if (w.size() > 3) {
+      EXPECT_NE(w[3], "sendrecv") << w[1] << ": no audio to send";
+    }
+  }
+  EXPECT_TRUE(sender.errors().empty());
+}
+
+// A file decoded by decodebin (raw input, encoded once by the element) goes out at its own
+// 15 fps, audio and video each at their running time on the pipeline clock (so in step).
+TEST_F(FilesTest, DecodedFileInRealTimeAudioAndVideoInStep) {
+  test::PeerOptions o;
+  o.send_video = o.send_audio = false;
+  o.extra = std::string("max-calls=2") + kSenderIce + "filesrc location=" + kAvFile +
+            " ! decodebin name=d d. ! video/x-raw ! queue ! videoconvert ! call.video_0 "
+            "d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! call.audio_0";
+  test::Peer sender("sender", server_->ws_url(), o);
+  ASSERT_NE(sender.element(), nullptr);
+  EosWatch eos(sender.element(), "video_0");
+  Lateness video(sender.element(), "video_0"), audio(sender.element(), "audio_0");
+  Viewers viewers(server_->ws_url(), "w", 1, "sender", 20);
+  ASSERT_TRUE(sender.play());
+  gint64 started = now_ms();
+  while (now_ms() - started < 20000 && !(eos.at && now_ms() - eos.at > 500)) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(eos.at.load(), 0) << "the file never ended";
+  double took_s = static_cast<double>(eos.at - started) / 1000.0;
+  viewers.stop();
+  EXPECT_GE(took_s, 7.5) << "8 s of file sent faster than its own rate";
+  EXPECT_LE(took_s, 11.0);
+  auto [fps, seconds] = viewers.fps("w");
+  std::printf("w: %.1f fps over %.1f s; file took %.1f s\n", fps, seconds, took_s);
+  EXPECT_GE(seconds, 4.0);
+  EXPECT_GE(fps, 11.0);
+  EXPECT_LE(fps, 17.0) << "the file is 15 fps";
+  auto [vmin, vmed, vn] = video.summary();
+  auto [amin, amed, an] = audio.summary();
+  std::printf("lateness ms: video min %.1f median %.1f (%zu), audio min %.1f median %.1f (%zu)\n",
+              vmin, vmed, vn, amin, amed, an);
+  EXPECT_GE(vn, 100u);
+  EXPECT_GE(an, 300u);
+  // Never early (paced to the clock: early means sent ahead of its time) ...
+  EXPECT_GE(vmin, -2.0);
+  EXPECT_GE(amin, -2.0);
+  // ... and on time: each stream at its running time, so the two within 100 ms of each other.
+  EXPECT_LE(vmed, 50.0);
+  EXPECT_LE(amed, 50.0);
+  EXPECT_LE(std::abs(vmed - amed), 100.0);
+  EXPECT_TRUE(sender.errors().empty());
+}
+// A flushing seek back to the start plays the file again in real time: the running time
+// starts again (the element posts reset-time like a sink), and the seek reaches the file
+// through the element (it is the pipeline's only sink).
+TEST_F(FilesTest, FlushingSeekPlaysAgainInRealTime) {
+  test::PeerOptions o;
+  o.send_video = o.send_audio = false;
+  o.extra = std::string(kSenderIce) + "filesrc location=" + kH264File +
+            " ! matroskademux ! h264parse ! call.video_0";
+  test::Peer sender("sender", server_->ws_url(), o);
+  ASSERT_NE(sender.element(), nullptr);
+  EosWatch eos(sender.element(), "video_0");
+  ASSERT_TRUE(sender.play());
+  gint64 started = now_ms();
+  std::this_thread::sleep_for(3s);
+  ASSERT_EQ(eos.at.load(), 0);
+  ASSERT_TRUE(gst_element_seek_simple(
+      sender.pipeline(), GST_FORMAT_TIME,
+      static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_KEY_UNIT), 0))
+      << "the seek did not reach the file";
+  while (now_ms() - started < 25000 && !eos.at) std::this_thread::sleep_for(100ms);
+  ASSERT_NE(eos.at.load(), 0) << "the file never ended";
+  double took_s = static_cast<double>(eos.at - started) / 1000.0;
+  std::printf("3 s, a seek to 0, then 10 s of file: took %.1f s\n", took_s);
+  EXPECT_GE(took_s, 12.5) << "after the seek the file was not sent in real time";
+  EXPECT_LE(took_s, 16.0);
+  EXPECT_TRUE(sender.errors().empty());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gst_init(&argc, &argv);
+  gchar* self = g_file_read_link("/proc/self/exe", nullptr);
+  g_self = self ? self : argv[0];
+  g_free(self);
+  if (argc > 1 && std::strcmp(argv[1], "--viewer") == 0) return viewer_main(argc, argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
