@@ -735,6 +735,37 @@ std::vector<SinkStream*> Engine::streams_of(Kind kind) {
   return out;
 }
 
+namespace {
+
+// identity sync=true waits until running time + the upstream latency a latency query told it:
+// live input would be held back by the latency its source reports (a camera's or
+// videotestsrc's frame, 33 ms at 30 fps), though its buffers are due at once. Live input
+// waits only for its running time instead (never, in practice: a live buffer comes after
+// the time it was captured); non-live input keeps waiting for its running time.
+void hold_live_input_no_longer(GstElement* entry) {
+  GstPad* src = gst_element_get_static_pad(entry, "src");
+  gst_pad_add_probe(
+      src,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_QUERY_UPSTREAM | GST_PAD_PROBE_TYPE_PULL),
+      [](GstPad* pad, GstPadProbeInfo* info, gpointer) -> GstPadProbeReturn {
+        GstQuery* query = GST_PAD_PROBE_INFO_QUERY(info);
+        if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY) return GST_PAD_PROBE_OK;
+        gboolean live = FALSE;
+        GstClockTime min = 0;
+        gst_query_parse_latency(query, &live, &min, nullptr);
+        gint64 offset = live && GST_CLOCK_TIME_IS_VALID(min) ? -static_cast<gint64>(min) : 0;
+        if (GstObject* identity = gst_pad_get_parent(pad)) {
+          g_object_set(identity, "ts-offset", offset, nullptr);
+          gst_object_unref(identity);
+        }
+        return GST_PAD_PROBE_OK;
+      },
+      nullptr, nullptr);
+  gst_object_unref(src);
+}
+
+}  // namespace
+
 GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
   auto stream = std::make_unique<SinkStream>();
   stream->name = name;
@@ -748,6 +779,7 @@ GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
   // already and passes at once (see README "Broadcasting a file"). identity, not clocksync:
   // clocksync offers the system clock and would take the clock choice from an audio sink.
   g_object_set(stream->entry, "sync", TRUE, nullptr);
+  hold_live_input_no_longer(stream->entry);
   // No call yet, or none of them linked: the input keeps flowing.
   g_object_set(stream->tee, "allow-not-linked", TRUE, nullptr);
   gst_bin_add_many(bin(), stream->entry, stream->tee, nullptr);
