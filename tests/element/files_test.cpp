@@ -232,7 +232,7 @@ class Viewers {
     }
     return out;
   }
-  // Frame rate of viewer `name` from its first frame to its last tick: {fps, seconds}.
+  // Frame rate of viewer `name` from its first frame to its last: {fps, seconds}.
   std::pair<double, double> fps(const std::string& name) {
     long long t0 = -1, f0 = 0, t1 = -1, f1 = 0;
     for (auto& w : lines("frames")) {
@@ -243,8 +243,10 @@ class Viewers {
         t0 = t;
         f0 = f;
       }
-      t1 = t;
-      f1 = f;
+      if (f > f1) {  // the last tick that brought frames: after EOS the ticks go on
+        t1 = t;
+        f1 = f;
+      }
     }
     if (t0 < 0 || t1 <= t0) return {0, 0};
     return {1000.0 * static_cast<double>(f1 - f0) / static_cast<double>(t1 - t0),
@@ -435,8 +437,12 @@ TEST_F(FilesTest, EncodedFileToFiveViewersInRealTime) {
     EXPECT_GE(fps, 18.0) << name;
     EXPECT_LE(fps, 28.0) << name;
   }
-  for (auto& w : viewers.lines("answer")) {
+  auto answers = viewers.lines("answer");
+  EXPECT_EQ(answers.size(), 5u);
+  for (auto& w : answers) {
     ASSERT_GE(w.size(), 3u);
+    std::printf("%s: answered video %s, audio %s\n", w[1].c_str(), w[2].c_str(),
+                w.size() > 3 ? w[3].c_str() : "(none)");
     EXPECT_EQ(w[2], "sendonly") << w[1] << ": the answer to a recvonly video m-line";
     if (w.size() > 3) {
       EXPECT_NE(w[3], "sendrecv") << w[1] << ": no audio to send";
@@ -594,6 +600,140 @@ TEST_F(FilesTest, LiveInputIsNotHeldBack) {
   std::printf("live video held %.2f ms (median of %zu) at the input stage\n", held, n);
   // Held back by the reported latency, it would be 33 ms; a clock wait already due is ~0.
   EXPECT_LT(held, 10.0);
+}
+
+// gst-launch-1.0 "videotestsrc ! webrtccall" with no source pad linked: what the callers send
+// has nowhere to go. The pipeline, as gst-launch would run it (nothing links the pads).
+struct UnlinkedSender {
+  GstElement* pipeline = nullptr;
+  GstElement* call = nullptr;
+  std::mutex mutex;
+  std::vector<std::string> errors, warnings, ended;
+  int connected = 0;
+  std::atomic<int> src_pads_added{0};
+  explicit UnlinkedSender(const std::string& url) {
+    std::string desc = "webrtccall name=call username=sender signaling-server=" + url + kSenderIce +
+                       "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,"
+                       "framerate=30/1 ! call.video_0 audiotestsrc is-live=true ! call.audio_0";
+    pipeline = gst_parse_launch(desc.c_str(), nullptr);
+    if (!pipeline) return;
+    call = gst_bin_get_by_name(GST_BIN(pipeline), "call");
+    g_signal_connect(call, "pad-added", G_CALLBACK(+[](GstElement*, GstPad* pad, gpointer d) {
+                       if (GST_PAD_DIRECTION(pad) == GST_PAD_SRC) {
+                         ++static_cast<UnlinkedSender*>(d)->src_pads_added;
+                       }
+                     }),
+                     this);
+    GstBus* bus = gst_element_get_bus(pipeline);
+    gst_bus_set_sync_handler(bus, on_bus, this, nullptr);
+    gst_object_unref(bus);
+  }
+  ~UnlinkedSender() {
+    if (!pipeline) return;
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    GstBus* bus = gst_element_get_bus(pipeline);
+    gst_bus_set_sync_handler(bus, nullptr, nullptr, nullptr);
+    gst_object_unref(bus);
+    gst_object_unref(call);
+    gst_object_unref(pipeline);
+  }
+  static GstBusSyncReply on_bus(GstBus*, GstMessage* msg, gpointer d) {
+    auto* self = static_cast<UnlinkedSender*>(d);
+    std::lock_guard lock(self->mutex);
+    GError* err = nullptr;
+    gchar* debug = nullptr;
+    switch (GST_MESSAGE_TYPE(msg)) {
+      case GST_MESSAGE_ERROR:
+        gst_message_parse_error(msg, &err, &debug);
+        self->errors.push_back(std::string(err->message) + " (" + (debug ? debug : "") + ")");
+        break;
+      case GST_MESSAGE_WARNING:
+        gst_message_parse_warning(msg, &err, &debug);
+        self->warnings.push_back(std::string(err->message) + " (" + (debug ? debug : "") + ")");
+        break;
+      case GST_MESSAGE_ELEMENT: {
+        const GstStructure* s = gst_message_get_structure(msg);
+        if (gst_structure_has_name(s, "webrtccall-call-connected")) ++self->connected;
+        if (gst_structure_has_name(s, "webrtccall-call-ended")) {
+          self->ended.emplace_back(gst_structure_get_string(s, "reason"));
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    if (err) g_error_free(err);
+    g_free(debug);
+    gst_message_unref(msg);
+    return GST_BUS_DROP;
+  }
+  int src_pads() {
+    int n = 0;
+    GstIterator* it = gst_element_iterate_src_pads(call);
+    GValue v = G_VALUE_INIT;
+    while (gst_iterator_next(it, &v) == GST_ITERATOR_OK) {
+      ++n;
+      g_value_reset(&v);
+    }
+    g_value_unset(&v);
+    gst_iterator_free(it);
+    return n;
+  }
+};
+
+// Viewers that send video and audio call a pipeline whose source pads nobody links, ten
+// times in turn: every call works (the viewer decodes the sender's video) and ends only when
+// the viewer leaves, the pipeline plays on without an error or warning, and each call's
+// source pads (video and audio) come and go without leaving threads or fds behind.
+TEST_F(FilesTest, UnlinkedSourcePadsManyCalls) {
+  UnlinkedSender sender(server_->ws_url());
+  ASSERT_NE(sender.pipeline, nullptr);
+  ASSERT_NE(gst_element_set_state(sender.pipeline, GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  std::this_thread::sleep_for(1s);  // registered, encoders idle: the baseline
+  test::wait_settled();
+  int threads0 = test::count_threads(), fds0 = test::count_fds();
+  constexpr int kCycles = 10;
+  Viewers viewers(server_->ws_url(), "talker", 1, "sender", 15, /*send=*/true, kCycles);
+  gint64 started = now_ms();
+  while (now_ms() - started < 120000 && viewers.lines("cycle").size() < kCycles) {
+    std::this_thread::sleep_for(200ms);
+  }
+  viewers.stop();
+  auto cycles = viewers.lines("cycle");
+  ASSERT_EQ(cycles.size(), static_cast<std::size_t>(kCycles));
+  for (auto& w : cycles) {
+    ASSERT_GE(w.size(), 4u);
+    EXPECT_GE(std::stoi(w[3]), 30) << w[1] << " decoded too little of the sender's video";
+  }
+  // The last call's end reaches the sender.
+  for (int i = 0; i < 100; ++i) {
+    {
+      std::lock_guard lock(sender.mutex);
+      if (sender.ended.size() >= kCycles) break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  test::wait_settled();
+  {
+    std::lock_guard lock(sender.mutex);
+    EXPECT_EQ(sender.connected, kCycles);
+    EXPECT_EQ(sender.ended.size(), static_cast<std::size_t>(kCycles));
+    for (const std::string& r : sender.ended) {
+      EXPECT_EQ(r.find("error"), std::string::npos) << "a call ended by an error: " << r;
+    }
+    for (const std::string& e : sender.errors) ADD_FAILURE() << "error: " << e;
+    for (const std::string& w : sender.warnings) ADD_FAILURE() << "warning: " << w;
+  }
+  EXPECT_EQ(sender.src_pads_added.load(), 2 * kCycles) << "each call: video and audio";
+  EXPECT_EQ(sender.src_pads(), 0) << "an ended call's pads are removed";
+  GstState state = GST_STATE_NULL;
+  gst_element_get_state(sender.pipeline, &state, nullptr, 0);
+  EXPECT_EQ(state, GST_STATE_PLAYING);
+  int threads1 = test::count_threads(), fds1 = test::count_fds();
+  std::printf("after %d calls: threads %d -> %d, fds %d -> %d\n", kCycles, threads0, threads1, fds0,
+              fds1);
+  EXPECT_LE(threads1, threads0 + 2);
+  EXPECT_LE(fds1, fds0 + 2);
 }
 
 }  // namespace
