@@ -522,6 +522,69 @@ TEST_F(FilesTest, FlushingSeekPlaysAgainInRealTime) {
   EXPECT_TRUE(sender.errors().empty());
 }
 
+// Looping a file as README says, by segment seeks: one (flushing) segment seek at the start,
+// then a non-flushing one on each SEGMENT_DONE. The second time through goes at the file's
+// rate too: the running time goes on across the loop and no buffer goes out early.
+TEST_F(FilesTest, SegmentSeeksLoopTheFileInRealTime) {
+  test::PeerOptions o;
+  o.send_video = o.send_audio = false;
+  o.extra = std::string(kSenderIce) + "filesrc location=" + kH264File +
+            " ! matroskademux ! h264parse ! call.video_0";
+  test::Peer sender("sender", server_->ws_url(), o);
+  ASSERT_NE(sender.element(), nullptr);
+  EosWatch eos(sender.element(), "video_0");
+  Lateness video(sender.element(), "video_0");
+  std::atomic<int> segments_done{0};
+  GstPad* sink = gst_element_get_static_pad(sender.element(), "video_0");
+  gst_pad_add_probe(
+      sink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+      [](GstPad*, GstPadProbeInfo* info, gpointer d) {
+        if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_SEGMENT_DONE) {
+          ++*static_cast<std::atomic<int>*>(d);
+        }
+        return GST_PAD_PROBE_OK;
+      },
+      &segments_done, nullptr);
+  gst_object_unref(sink);
+  auto seek = [&](bool flush) {
+    int flags = GST_SEEK_FLAG_SEGMENT | (flush ? GST_SEEK_FLAG_FLUSH : 0);
+    return gst_element_seek(sender.pipeline(), 1.0, GST_FORMAT_TIME,
+                            static_cast<GstSeekFlags>(flags), GST_SEEK_TYPE_SET, 0,
+                            GST_SEEK_TYPE_NONE, GST_CLOCK_TIME_NONE);
+  };
+  ASSERT_TRUE(sender.play());
+  // The first segment seek once the file flows (a live pipeline does not preroll: before, the
+  // demuxer may not know the file yet), back to its start.
+  ASSERT_TRUE(sender.wait_until([&] { return std::get<2>(video.summary()) > 0; }, 10000));
+  ASSERT_TRUE(seek(true));
+  gint64 started = now_ms(), first_done = 0, second_done = 0;
+  while (now_ms() - started < 30000 && !second_done && !eos.at) {
+    std::this_thread::sleep_for(50ms);
+    if (segments_done >= 1 && !first_done) {
+      first_done = now_ms();
+      ASSERT_TRUE(seek(false)) << "the loop's seek did not reach the file";
+    }
+    if (segments_done >= 2) second_done = now_ms();
+  }
+  EXPECT_EQ(eos.at.load(), 0) << "a looping file never ends";
+  ASSERT_NE(first_done, 0);
+  ASSERT_NE(second_done, 0);
+  double first_s = static_cast<double>(first_done - started) / 1000.0;
+  double both_s = static_cast<double>(second_done - started) / 1000.0;
+  auto [vmin, vmed, vn] = video.summary();
+  std::printf(
+      "loop 1 done after %.1f s, loop 2 after %.1f s; lateness min %.1f median %.1f ms "
+      "(%zu frames)\n",
+      first_s, both_s, vmin, vmed, vn);
+  EXPECT_GE(first_s, 9.5);
+  EXPECT_GE(both_s, 19.5) << "the second time through was not sent in real time";
+  EXPECT_LE(both_s, 24.0);
+  EXPECT_GE(vn, 480u);
+  EXPECT_GE(vmin, -2.0) << "frames went out ahead of their time";
+  EXPECT_LE(vmed, 50.0);
+  EXPECT_TRUE(sender.errors().empty());
+}
+
 // The time each buffer spends in the element's input stage (the pacing), from probes on both
 // sides of it.
 struct Hold {
