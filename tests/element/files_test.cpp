@@ -522,6 +522,57 @@ TEST_F(FilesTest, FlushingSeekPlaysAgainInRealTime) {
   EXPECT_TRUE(sender.errors().empty());
 }
 
+// A paused pipeline holds the file where it is (the calls stay up, shorter than
+// call-timeout) and goes on from there in real time when it plays again.
+TEST_F(FilesTest, PausedPipelineGoesOnWhereItWas) {
+  test::PeerOptions o;
+  o.send_video = o.send_audio = false;
+  o.extra = std::string(kSenderIce) + "filesrc location=" + kH264File +
+            " ! matroskademux ! h264parse ! call.video_0";
+  test::Peer sender("sender", server_->ws_url(), o);
+  ASSERT_NE(sender.element(), nullptr);
+  EosWatch eos(sender.element(), "video_0");
+  Lateness video(sender.element(), "video_0");
+  Viewers viewers(server_->ws_url(), "p", 1, "sender", 25);
+  ASSERT_TRUE(sender.play());
+  gint64 started = now_ms();
+  ASSERT_TRUE(sender.wait_message("webrtccall-call-connected", {}, 10000));
+  while (now_ms() - started < 3000) std::this_thread::sleep_for(50ms);
+  gst_element_set_state(sender.pipeline(), GST_STATE_PAUSED);
+  std::this_thread::sleep_for(3s);
+  std::size_t frames_paused = std::get<2>(video.summary());
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(std::get<2>(video.summary()), frames_paused) << "frames went out while paused";
+  gint64 resumed = now_ms();
+  ASSERT_TRUE(sender.play());
+  while (now_ms() - started < 25000 && !eos.at) std::this_thread::sleep_for(100ms);
+  ASSERT_NE(eos.at.load(), 0) << "the file never ended";
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(sender.count_messages("webrtccall-call-ended", {}), 0) << "the call ended";
+  viewers.stop();
+  double took_s = static_cast<double>(eos.at - started) / 1000.0;
+  auto [fps, seconds] = viewers.fps("p");
+  auto [vmin, vmed, vn] = video.summary();
+  std::printf(
+      "10 s of file with a 4 s pause: took %.1f s; viewer %.1f fps over %.1f s; "
+      "lateness min %.1f median %.1f ms\n",
+      took_s, fps, seconds, vmin, vmed);
+  EXPECT_GE(took_s, 13.5) << "after the pause the file went faster than its rate";
+  EXPECT_LE(took_s, 17.0);
+  EXPECT_GE(vmin, -2.0);
+  // The viewer got frames after the pause: its last frame came after playing resumed.
+  long long last_frame = 0, last = -1;
+  for (auto& w : viewers.lines("frames")) {
+    long long f = std::stoll(w[3]);
+    if (f > last) {
+      last = f;
+      last_frame = std::stoll(w[2]);
+    }
+  }
+  EXPECT_GT(last_frame, resumed - started + 2000) << "no frames after the pause";
+  EXPECT_TRUE(sender.errors().empty());
+}
+
 // Looping a file as README says, by segment seeks: one (flushing) segment seek at the start,
 // then a non-flushing one on each SEGMENT_DONE. The second time through goes at the file's
 // rate too: the running time goes on across the loop and no buffer goes out early.
