@@ -13,8 +13,11 @@
 //                             Default: none. Peers on one network need no server, and the
 //                             page never contacts a public STUN server on its own.
 //   ?name=alice               prefill the login name.
+//   ?watch=NAME               the watch page instead (main.js, watch.js): a receive-only
+//                             call to NAME, no login, no camera.
 
 import {Call, MediaAccessError} from "./call.js";
+import {parseIceServers as parseIceServers_} from "./ice.js";
 import {failureReason, hangUpNotice} from "./outcome.js";
 import {Signaling} from "./signaling.js";
 
@@ -26,20 +29,7 @@ function defaultServerUrl() {
 }
 
 function parseIceServers(list) {
-  const servers = [];
-  for (const entry of (list ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(stuns?|turns?):(?:([^:@]*):([^@]*)@)?(.+)$/.exec(entry);
-    if (!m) {
-      showBanner(`Ignoring the ICE server "${entry}": expected stun:host:port or ` +
-                 "turn:user:password@host:port.", "error");
-      continue;
-    }
-    const [, scheme, username, credential, address] = m;
-    const server = {urls: `${scheme}:${address}`};
-    if (username !== undefined) Object.assign(server, {username, credential});
-    servers.push(server);
-  }
-  return servers;
+  return parseIceServers_(list, (text) => showBanner(text, "error"));
 }
 
 // The UI elements, by their data-testid (the same names the browser test uses).

@@ -8,6 +8,10 @@
 //   "remotetrack"  a track of the peer arrived (this.remoteStream holds them all)
 //   "icestate"     detail: RTCPeerConnection.iceConnectionState
 //   "connectionstate"  detail: RTCPeerConnection.connectionState (ICE and DTLS)
+//
+// A receive-only call (receiveOnly: the watch page, watch.js) never opens the camera or the
+// microphone: its offer has an audio and a video transceiver, both recvonly, and its answer
+// sends nothing.
 
 /** An error opening the camera or microphone, with a message for the user. */
 export class MediaAccessError extends Error {}
@@ -63,10 +67,12 @@ export class Call extends EventTarget {
   #steps = Promise.resolve();
   #earlyCandidates = [];
   #closed = false;
+  #receiveOnly;
 
-  constructor({peer, iceServers, send}) {
+  constructor({peer, iceServers, send, receiveOnly = false}) {
     super();
     this.peer = peer;
+    this.#receiveOnly = receiveOnly;
     this.#send = send;
     const pc = new RTCPeerConnection({iceServers});
     this.#pc = pc;
@@ -185,6 +191,14 @@ export class Call extends EventTarget {
   }
 
   async #attachLocalMedia() {
+    if (this.#receiveOnly) {
+      // Our offer asks for the peer's audio and video; an answer adds nothing of ours.
+      if (this.#pc.getTransceivers().length === 0 && this.#pc.signalingState === "stable") {
+        this.#pc.addTransceiver("audio", {direction: "recvonly"});
+        this.#pc.addTransceiver("video", {direction: "recvonly"});
+      }
+      return;
+    }
     if (!this.localStream) {
       const stream = await openCameraAndMicrophone();
       if (this.#closed) {

@@ -75,7 +75,10 @@ export class Pipeline {
     this.#log = log;
     // Its lines arrive as they are printed, also through a pipe (measured: 60 buffers of a
     // 30/s source came in 54 separate reads), so the time a line is read is when it happened.
-    this.child = spawn("gst-launch-1.0", args, {
+    // WCC_PIPELINE_EXEC: a command that runs gst-launch-1.0 elsewhere, e.g. "nsenter
+    // --net=/proc/PID/ns/net" (run.sh, for tests whose node runs in another namespace).
+    const exec = (process.env.WCC_PIPELINE_EXEC ?? "").split(" ").filter(Boolean);
+    this.child = spawn(exec[0] ?? "gst-launch-1.0", [...exec.slice(1), ...(exec.length ? ["gst-launch-1.0"] : []), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       env: {GST_DEBUG: "webrtccall:4", GST_DEBUG_NO_COLOR: "1", ...process.env},
     });

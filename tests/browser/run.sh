@@ -13,6 +13,11 @@
 # what element.test.mjs needs. mdn-web.test.mjs: the mdn-like page and the web client.)
 # (TEST firefox.test.mjs: Debian's firefox-esr, driven by puppeteer-core, with Chromium and
 # pipelines; needs what element.test.mjs needs.)
+# (TEST watch.test.mjs: the watch page (?watch=NAME) in Chromium and Firefox, viewers of a
+# pipeline. It runs in two namespaces (tests/netns-pair-run.sh): the server (on 10.77.1.1) and
+# the pipelines in the sender's, node and its browsers in the viewers' (10.77.1.2); node starts
+# the pipelines in the sender's namespace with nsenter (WCC_PIPELINE_EXEC, pipeline.mjs). Needs
+# what firefox.test.mjs needs, and root.)
 # TEST is call.test.mjs (the default: two pages call each other, chat, hang up, decline, ...)
 # or element.test.mjs (pages and gst-launch-1.0 pipelines with the webrtccall element call
 # each other; needs gst-launch-1.0 and GST_PLUGIN_PATH with the built plugin).
@@ -33,7 +38,7 @@ fi
 test_script=${3:-call.test.mjs}
 case $test_script in
   call.test.mjs | element.test.mjs | reconnect.test.mjs | glare.test.mjs | spoof.test.mjs | \
-    demo.test.mjs | outcomes.test.mjs | firefox.test.mjs) ;;
+    demo.test.mjs | outcomes.test.mjs | firefox.test.mjs | watch.test.mjs) ;;
   mdn.test.mjs | late-track.test.mjs | seed.test.mjs | mdn-web.test.mjs) ;;
   *) echo "$0: unknown test $test_script" >&2; exit 2 ;;
 esac
@@ -54,14 +59,14 @@ if [ "${WCC_BROWSER_IN_NETNS:-}" != 1 ]; then
     /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0")' 2>/dev/null ||
       skip "the demo's pipeline user needs Debian's python3-gi and gir1.2-gstreamer-1.0"
   fi
-  if [ "$test_script" = firefox.test.mjs ]; then
+  if [ "$test_script" = firefox.test.mjs ] || [ "$test_script" = watch.test.mjs ]; then
     [ -x /usr/bin/firefox-esr ] || skip "/usr/bin/firefox-esr is missing (apt-get install firefox-esr)"
     [ -d "$here/node_modules/puppeteer-core" ] ||
       skip "puppeteer-core is missing (tools/install-deps.sh --test, or npm ci in tests/browser)"
   fi
   case $test_script in
     element.test.mjs | glare.test.mjs | demo.test.mjs | outcomes.test.mjs | mdn.test.mjs | \
-      late-track.test.mjs | seed.test.mjs | firefox.test.mjs)
+      late-track.test.mjs | seed.test.mjs | firefox.test.mjs | watch.test.mjs)
       needs_element=1 ;;
     *) needs_element=0 ;;
   esac
@@ -76,12 +81,23 @@ if [ "${WCC_BROWSER_IN_NETNS:-}" != 1 ]; then
   export WCC_BROWSER_IN_NETNS=1
   server=$(realpath "$1")
   web_root=$(realpath "$2")
+  if [ "$test_script" = watch.test.mjs ]; then
+    exec "$here/../netns-pair-run.sh" bash "$here/run.sh" "$server" "$web_root" "$test_script"
+  fi
   exec "$here/../netns-run.sh" bash "$here/run.sh" "$server" "$web_root" "$test_script"
 fi
 
 # ---- inside the namespace (tests/netns-run.sh made it: lo, wcc0/wcc1) ----
+# (or the sender's of tests/netns-pair-run.sh, for watch.test.mjs: node runs in the viewers')
 server=$1
 web_root=$2
+listen_address=127.0.0.1
+node_exec=()
+if [ -n "${WCC_VIEWERS_EXEC:-}" ]; then
+  listen_address=$WCC_SENDER_ADDRESS
+  read -r -a node_exec <<<"$WCC_VIEWERS_EXEC"
+  export WCC_PIPELINE_EXEC="nsenter --net=/proc/$$/ns/net"
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wcc-browser.XXXXXX")
 server_pid=""
@@ -112,7 +128,7 @@ trap 'exit 130' INT TERM
 # not have run yet (sed then failed, and set -e ended the test with status 2).
 : >"$tmp/server.out"
 : >"$tmp/server.log"
-"$server" --address 127.0.0.1 --port 0 --web-root "$web_root" \
+"$server" --address "$listen_address" --port 0 --web-root "$web_root" \
   >>"$tmp/server.out" 2>>"$tmp/server.log" &
 server_pid=$!
 
@@ -138,7 +154,7 @@ echo "server listening on $url"
 # a process group of its own, so that cleanup can end whatever node started.
 # reconnect.test.mjs starts and kills servers of its own. The browsers' profiles go into $tmp
 # (TMPDIR), so that they are removed even when node is killed.
-TMPDIR=$tmp WCC_SERVER_BIN=$server setsid --wait node "$here/$test_script" "$url" &
+TMPDIR=$tmp WCC_SERVER_BIN=$server setsid --wait "${node_exec[@]}" node "$here/$test_script" "$url" &
 node_pid=$!
 node_group=$node_pid
 set +e
