@@ -337,34 +337,42 @@ void Engine::on_users(const char* const* users) {
   std::erase_if(no_redial_, [&](const std::string& p) {
     return std::find(list.begin(), list.end(), p) == list.end();
   });
-  // The configured peer came (back) online: it may be called again.
-  std::string peer = settings().peer;
-  if (!peer.empty() && std::find(list.begin(), list.end(), peer) == list.end()) {
-    peer_attempts_ = 0;
+  // A listed user went offline: back online, it is called at once, the backoff from 1 s.
+  sync_peer_list();
+  for (const std::string& p : dialer_.peers()) {
+    if (std::find(list.begin(), list.end(), p) == list.end()) dialer_.reset(p);
   }
   maybe_call_peer();
 }
 
-void Engine::maybe_call_peer() {
-  std::string peer = settings().peer;
-  if (peer.empty() || !registered_ || calls_.contains(peer) || no_redial_.contains(peer) ||
-      peer_retry_source_) {
-    return;
-  }
-  std::vector<std::string> users = this->users();
-  if (std::find(users.begin(), users.end(), peer) == users.end()) return;  // not online yet
-  place_call(peer);
+void Engine::sync_peer_list() {
+  dialer_.set_peers(parse_peer_list(settings().peer));
 }
 
-void Engine::schedule_peer_retry() {
-  std::string peer = settings().peer;
-  if (peer.empty() || no_redial_.contains(peer) || peer_retry_source_) return;
-  // 1 s, 2 s, 4 s ... up to 30 s between attempts.
-  guint delay = std::min(30u, 1u << std::min(peer_attempts_, 5u));
-  peer_attempts_++;
-  GST_INFO_OBJECT(element_, "calling %s again in %u s", peer.c_str(), delay);
+// Every listed user that is online, not in a call, has not hung up on us and has no redial
+// pending is called, in list order, while max-calls allows.
+void Engine::maybe_call_peer() {
+  sync_peer_list();
+  if (!registered_) return;
+  std::vector<std::string> users = this->users();
+  gint64 now = g_get_monotonic_time();
+  for (const std::string& peer : dialer_.due(now, [&](const std::string& p) {
+         return !calls_.contains(p) && !no_redial_.contains(p) &&
+                std::find(users.begin(), users.end(), p) != users.end();
+       })) {
+    if (calls_.size() >= settings().max_calls) break;
+    place_call(peer);
+  }
+  arm_peer_retry();
+}
+
+void Engine::arm_peer_retry() {
+  gwc::clear_source(peer_retry_source_);
+  gint64 now = g_get_monotonic_time();
+  std::optional<gint64> next = dialer_.next_retry_us(now);
+  if (!next) return;
   peer_retry_source_ = gwc::add_timeout(
-      delay * 1000,
+      static_cast<guint>((*next - now + 999) / 1000),
       [](gpointer data) -> gboolean {
         auto* self = static_cast<Engine*>(data);
         gwc::clear_source(self->peer_retry_source_);
@@ -372,6 +380,16 @@ void Engine::schedule_peer_retry() {
         return G_SOURCE_REMOVE;
       },
       this);
+}
+
+void Engine::schedule_peer_retry(const std::string& peer) {
+  sync_peer_list();
+  if (!dialer_.listed(peer) || no_redial_.contains(peer)) return;
+  gint64 now = g_get_monotonic_time();
+  gint64 at = dialer_.schedule_retry(peer, now);
+  GST_INFO_OBJECT(element_, "calling %s again in %" G_GINT64_FORMAT " ms", peer.c_str(),
+                  (at - now) / 1000);
+  arm_peer_retry();
 }
 
 void Engine::place_call(const std::string& peer) {
@@ -554,7 +572,8 @@ void Engine::on_remote_hang_up(const char* peer_c, const char* reason_c) {
   if (!calls_.contains(peer)) return;
   // Deliberate: the remote hung up or declined. Not deliberate: absent, gone, busy.
   bool deliberate = reason.empty() || reason == "declined" || reason == "hang-up";
-  if (deliberate && peer == settings().peer) no_redial_.insert(peer);
+  sync_peer_list();
+  if (deliberate && dialer_.listed(peer)) no_redial_.insert(peer);
   end_call(peer, describe_remote_hang_up(peer, reason), nullptr);
 }
 
@@ -649,7 +668,7 @@ void Engine::call_error(unsigned call_id, std::string message) {
 }
 
 void Engine::call_connected(Call* call) {
-  if (call->peer() == settings().peer) peer_attempts_ = 0;
+  dialer_.reset(call->peer());
   post(gst_structure_new("webrtccall-call-connected", "peer", G_TYPE_STRING, call->peer().c_str(),
                          nullptr));
 }
@@ -675,7 +694,7 @@ void Engine::end_call(std::string peer, const std::string& reason, const char* h
   Call* c = call.get();
   dying_.emplace(id, std::move(call));
   c->teardown([this, id] { dying_.erase(id); });
-  if (peer == settings().peer) schedule_peer_retry();
+  schedule_peer_retry(peer);
 }
 
 void Engine::call(const std::string& peer) {

@@ -16,6 +16,7 @@
 
 #include "backoff.h"
 #include "media.h"
+#include "peer-list.h"
 #include "remote-limits.h"
 #include "signaller.h"
 
@@ -164,8 +165,10 @@ class Engine {
   void schedule_reconnect();
   void end_calls_and_wait(const SinkStream* stream, const char* reason);
   void detach_stream_and_wait(const SinkStream* stream);
-  void schedule_peer_retry();
+  void schedule_peer_retry(const std::string& peer);
   void maybe_call_peer();
+  void sync_peer_list();  // dialer_ follows the `peer` property
+  void arm_peer_retry();  // the timer of the earliest redial
   void build_stream_chain(SinkStream* stream, GstCaps* caps);
   void encoders_changed();
 
@@ -191,7 +194,7 @@ class Engine {
   std::set<std::string> no_redial_;  // peers that hung up on us or refused
   PeerAdmission admission_;          // offer rate and busy backoff per remote user
   LogThrottle remote_log_;           // what remotes make us log: at most once a second
-  unsigned peer_attempts_ = 0;
+  PeerDialer dialer_;                // the users of `peer`, each with its redial backoff
   GSource* peer_retry_source_ = nullptr;
   GSource* reconnect_source_ = nullptr;
 

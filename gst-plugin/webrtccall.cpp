@@ -621,8 +621,9 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
       "The name to register (the server may append a number when it is taken)", nullptr, rw);
   properties[PROP_PEER] = g_param_spec_string(
       "peer", "Peer",
-      "A user to call as soon as it is online; called again with backoff when the call fails or "
-      "the user comes back, but not after it hung up or declined",
+      "Users to call, comma-separated (\"alice\" or \"a,b,c\"), each as soon as it is online; "
+      "each called again with its own backoff when its call fails or it comes back, but not "
+      "after it hung up or declined",
       nullptr, rw_playing);
   properties[PROP_AUTO_ANSWER] = g_param_spec_boolean(
       "auto-answer", "Auto answer", "Accept incoming calls (when no incoming-call handler decides)",
