@@ -426,9 +426,21 @@ class FilesTest : public ::testing::Test {
 
 const char* kSenderIce = " ice-addresses=<\"10.77.1.1\"> ";
 
+// README's way to start a file for its viewers: once `n` calls are connected (a slow machine
+// or AddressSanitizer can take seconds; the file plays on meanwhile), a flushing seek to 0.
+bool start_file_for_viewers(test::Peer& sender, int n) {
+  if (!sender.wait_until(
+          [&] { return sender.count_messages("webrtccall-call-connected", {}) >= n; }, 60000)) {
+    return false;
+  }
+  return gst_element_seek_simple(
+      sender.pipeline(), GST_FORMAT_TIME,
+      static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_KEY_UNIT), 0);
+}
+
 // A pre-encoded H.264 file to 5 viewers: no encoder in the sender, the file's own 25 fps at
-// every viewer (not faster), and the file takes its 10 s. The viewers send nothing: their
-// recvonly offers get sendonly answers.
+// every viewer (not faster), and the file takes its 10 s from the start the viewers get. The
+// viewers send nothing: their recvonly offers get sendonly answers.
 TEST_F(FilesTest, EncodedFileToFiveViewersInRealTime) {
   test::PeerOptions o;
   o.send_video = o.send_audio = false;
@@ -439,6 +451,8 @@ TEST_F(FilesTest, EncodedFileToFiveViewersInRealTime) {
   EosWatch eos(sender.element(), "video_0");
   auto viewers = wcc_viewers(server_->ws_url(), "v", 5, "sender");
   ASSERT_TRUE(sender.play());
+  ASSERT_TRUE(start_file_for_viewers(sender, 5)) << "the viewers did not all connect";
+  eos.at = 0;  // had the file ended before the viewers were there
   gint64 started = now_ms();
   int max_encoders = 0, max_encoder_elements = 0;
   while (now_ms() - started < 20000 && !(eos.at && now_ms() - eos.at > 500)) {
@@ -484,6 +498,8 @@ TEST_F(FilesTest, DecodedFileInRealTimeAudioAndVideoInStep) {
   Lateness video(sender.element(), "video_0"), audio(sender.element(), "audio_0");
   auto viewers = wcc_viewers(server_->ws_url(), "w", 1, "sender");
   ASSERT_TRUE(sender.play());
+  ASSERT_TRUE(start_file_for_viewers(sender, 1)) << "the viewer did not connect";
+  eos.at = 0;  // had the file ended before the viewers were there
   gint64 started = now_ms();
   while (now_ms() - started < 20000 && !(eos.at && now_ms() - eos.at > 500)) {
     std::this_thread::sleep_for(100ms);
