@@ -864,6 +864,37 @@ std::vector<SinkStream*> Engine::streams_of(Kind kind) {
   return out;
 }
 
+namespace {
+
+// identity sync=true waits until running time + the upstream latency a latency query told it:
+// live input would be held back by the latency its source reports (a camera's or
+// videotestsrc's frame, 33 ms at 30 fps), though its buffers are due at once. Live input
+// waits only for its running time instead (never, in practice: a live buffer comes after
+// the time it was captured); non-live input keeps waiting for its running time.
+void hold_live_input_no_longer(GstElement* entry) {
+  GstPad* src = gst_element_get_static_pad(entry, "src");
+  gst_pad_add_probe(
+      src,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_QUERY_UPSTREAM | GST_PAD_PROBE_TYPE_PULL),
+      [](GstPad* pad, GstPadProbeInfo* info, gpointer) -> GstPadProbeReturn {
+        GstQuery* query = GST_PAD_PROBE_INFO_QUERY(info);
+        if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY) return GST_PAD_PROBE_OK;
+        gboolean live = FALSE;
+        GstClockTime min = 0;
+        gst_query_parse_latency(query, &live, &min, nullptr);
+        gint64 offset = live && GST_CLOCK_TIME_IS_VALID(min) ? -static_cast<gint64>(min) : 0;
+        if (GstObject* identity = gst_pad_get_parent(pad)) {
+          g_object_set(identity, "ts-offset", offset, nullptr);
+          gst_object_unref(identity);
+        }
+        return GST_PAD_PROBE_OK;
+      },
+      nullptr, nullptr);
+  gst_object_unref(src);
+}
+
+}  // namespace
+
 GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
   auto stream = std::make_unique<SinkStream>();
   stream->name = name;
@@ -871,6 +902,13 @@ GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
   stream->entry = make_element("identity");
   stream->tee = make_element("tee");
   if (!stream->entry || !stream->tee) return nullptr;
+  // Every input goes out in real time: each buffer waits for its running time on the
+  // pipeline clock, so a file or any non-live source is sent at its own rate (audio and video
+  // of one file in step), not as fast as it can be read. Live input is on time or late
+  // already and passes at once (see README "Broadcasting a file"). identity, not clocksync:
+  // clocksync offers the system clock and would take the clock choice from an audio sink.
+  g_object_set(stream->entry, "sync", TRUE, nullptr);
+  hold_live_input_no_longer(stream->entry);
   // No call yet, or none of them linked: the input keeps flowing.
   g_object_set(stream->tee, "allow-not-linked", TRUE, nullptr);
   gst_bin_add_many(bin(), stream->entry, stream->tee, nullptr);
@@ -886,7 +924,9 @@ GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
   };
   GstPad* entry_sink = gst_element_get_static_pad(stream->entry, "sink");
   gst_pad_add_probe(
-      entry_sink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+      entry_sink,
+      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
+                                   GST_PAD_PROBE_TYPE_EVENT_FLUSH),
       [](GstPad*, GstPadProbeInfo* info, gpointer data) -> GstPadProbeReturn {
         GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
         auto* ctx = static_cast<Ctx*>(data);
@@ -900,8 +940,14 @@ GstPad* Engine::request_sink_pad(Kind kind, const char* name) {
           case GST_EVENT_EOS:
             ctx->engine->stream_eos(ctx->stream, true);
             break;
+          case GST_EVENT_FLUSH_STOP: {
+            gboolean reset_time = FALSE;
+            gst_event_parse_flush_stop(event, &reset_time);
+            if (reset_time) ctx->engine->flushed(GST_EVENT_SEQNUM(event));
+            ctx->engine->stream_eos(ctx->stream, false);
+            break;
+          }
           case GST_EVENT_STREAM_START:
-          case GST_EVENT_FLUSH_STOP:
             ctx->engine->stream_eos(ctx->stream, false);
             break;
           default:
@@ -1204,6 +1250,33 @@ void Engine::stream_eos(SinkStream* stream, bool eos) {
     GST_INFO_OBJECT(element_, "all sink pads are at EOS");
     gst_element_post_message(GST_ELEMENT(element_), gst_message_new_eos(GST_OBJECT(element_)));
   }
+}
+
+// A flushing seek starts the input's running time again from 0. A sink posts reset-time for
+// that, and the pipeline takes a new base time from it; without one, every buffer after the
+// seek would be late on the old base time and the file would be sent as fast as it can be
+// read until it caught up. Once per seek, not once per sink pad. Streaming thread.
+void Engine::flushed(guint32 seqnum) {
+  if (last_flush_seqnum_.exchange(seqnum) == seqnum) return;
+  GST_INFO_OBJECT(element_, "input flushed (a seek): the running time starts again");
+  gst_element_post_message(GST_ELEMENT(element_),
+                           gst_message_new_reset_time(GST_OBJECT(element_), 0));
+}
+
+// A seek sent to the pipeline reaches its sinks, us among them: like a sink, we send it
+// upstream through every sink pad (demuxers act on one seek per seqnum). Application thread.
+bool Engine::seek_inputs(GstEvent* event) {
+  std::vector<GstPad*> pads;
+  {
+    std::lock_guard lock(streams_mutex_);
+    for (auto& s : streams_) pads.push_back(GST_PAD(gst_object_ref(s->ghost)));
+  }
+  bool any = false;
+  for (GstPad* pad : pads) {
+    any |= gst_pad_push_event(pad, gst_event_ref(event)) != FALSE;
+    gst_object_unref(pad);
+  }
+  return any;
 }
 
 void Engine::end_outputs() {

@@ -100,6 +100,10 @@ class Engine {
   GstPad* request_sink_pad(Kind kind, const char* name);
   void release_sink_pad(GstPad* pad);
   void stream_eos(SinkStream* stream, bool eos);  // streaming thread
+  // An input was flushed with reset-time (a flushing seek, event `seqnum`). Streaming thread.
+  void flushed(guint32 seqnum);
+  // Sends a seek upstream through every sink pad; true if any input took it. Any thread.
+  bool seek_inputs(GstEvent* event);
   // Ends every received stream with EOS (the calls go on). Any thread.
   void end_outputs();
   void call(const std::string& peer);
@@ -245,6 +249,7 @@ class Engine {
   unsigned next_call_id_ = 0;
   std::atomic<unsigned> next_src_pad_[2] = {0, 0};
   std::atomic<int> retiring_{0};  // encoders being removed (release_codec_tee)
+  std::atomic<guint32> last_flush_seqnum_{GST_SEQNUM_INVALID};
 };
 
 }  // namespace webrtccall

@@ -291,6 +291,12 @@ static gboolean gst_webrtc_call_send_event(GstElement* element, GstEvent* event)
     gst_event_unref(event);
     return TRUE;
   }
+  if (GST_EVENT_TYPE(event) == GST_EVENT_SEEK) {
+    // To our inputs, as a sink does (GstBin would send it to webrtcbin's network sinks).
+    gboolean ok = GST_WEBRTC_CALL(element)->engine->seek_inputs(event);
+    gst_event_unref(event);
+    return ok;
+  }
   return GST_ELEMENT_CLASS(gst_webrtc_call_parent_class)->send_event(element, event);
 }
 
