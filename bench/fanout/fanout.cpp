@@ -136,6 +136,7 @@ struct Viewer {
   bool registered = false;
 };
 
+bool g_profile = false;  // --profile: the sender's threads by name and elements, per step
 GMainLoop* g_loop = nullptr;
 std::vector<std::unique_ptr<Viewer>> g_viewers;
 int g_registered = 0;
@@ -242,6 +243,30 @@ void stdin_thread() {
                  std::to_string(v->bytes.load()) + " " + std::to_string(t));
       }
       out_line("marked");
+    } else if (cmd == "elements" && !g_viewers.empty()) {
+      // The first pipeline's elements by factory, and where its queues are (the profile).
+      std::map<std::string, int> factories;
+      std::string queues;
+      GstIterator* it = gst_bin_iterate_recurse(GST_BIN(g_viewers[0]->pipeline));
+      GValue item = G_VALUE_INIT;
+      while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+        auto* e = GST_ELEMENT(g_value_get_object(&item));
+        GstElementFactory* f = gst_element_get_factory(e);
+        std::string fname = f ? GST_OBJECT_NAME(f) : G_OBJECT_TYPE_NAME(e);
+        ++factories[fname];
+        if (fname == "queue" && queues.size() < 400) {
+          gchar* path = gst_object_get_path_string(GST_OBJECT(e));
+          queues += std::string(" ") + path;
+          g_free(path);
+        }
+        g_value_reset(&item);
+      }
+      g_value_unset(&item);
+      gst_iterator_free(it);
+      std::string el = "elements";
+      for (auto& [name, count] : factories) el += " " + name + "=" + std::to_string(count);
+      out_line(el);
+      out_line("queues" + queues);
     } else if (cmd == "encoders") {
       // Every pipeline's encoders: one in all for a shared encoder, one per viewer else.
       int total = 0;
@@ -335,7 +360,6 @@ struct Options {
   double min_fps = 29;
 };
 
-bool g_profile = false;         // --profile: the sender's threads by name, per step
 std::vector<pid_t> g_children;  // every child, for the signal handler
 std::mutex g_children_mutex;
 
@@ -618,6 +642,8 @@ StepResult run_step(const Options& o, const std::string& ws_url, bool epv, int n
       ++st.marked;
     } else if ((word == "ended" || word == "error") && !tearing_down) {
       st.ended.push_back(line);
+    } else if ((word == "elements" || word == "queues") && g_profile) {
+      std::printf("           sender %s\n", line.c_str());
     } else if (word == "encoders") {
       st.encoders = line.substr(9);
     }
@@ -734,6 +760,7 @@ StepResult run_step(const Options& o, const std::string& ws_url, bool epv, int n
   ProcFigures s1 = proc_figures(sender.pid());
   double rc1 = receivers_cpu();
   auto m1 = machine_cpu();
+  if (g_profile) sender.send("elements");
   sender.send("encoders");
   wait_until(st, 2, [&] { return !st.encoders.empty(); });
   double wall = static_cast<double>(w1 - w0) / 1e6;
