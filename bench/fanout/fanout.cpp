@@ -202,6 +202,8 @@ gboolean on_bus(GstBus*, GstMessage* msg, gpointer data) {
           g_ready_sent = true;
           out_line("ready");
         }
+      } else if (gst_structure_has_name(s, "webrtccall-call-started")) {
+        out_line("started " + v->name + " " + p + " " + std::to_string(now_us()));
       } else if (gst_structure_has_name(s, "webrtccall-call-connected")) {
         out_line("connected " + v->name + " " + p + " " + std::to_string(now_us()));
       } else if (gst_structure_has_name(s, "webrtccall-call-ended") ||
@@ -578,6 +580,7 @@ struct StepResult {
   ProcFigures sender;
   std::string ended;  // first few call-ended lines, for the report
   int encoders = -1;
+  std::string join_breakdown;
   std::map<std::string, int> thread_names;  // the sender's threads by name, digits as #
   bool held = false, ok = true;
 };
@@ -586,7 +589,7 @@ struct StepState {
   std::mutex m;
   std::condition_variable cv;
   int ready = 0, marked = 0;
-  std::map<std::string, Us> first, connected;
+  std::map<std::string, Us> first, connected, started, sender_started, sender_connected;
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> mark_frames;
   std::map<std::string, Us> mark_time;
   std::vector<std::string> ended;
@@ -631,7 +634,20 @@ StepResult run_step(const Options& o, const std::string& ws_url, bool epv, int n
       std::string peer;
       Us t;
       in >> peer >> t;
-      if (name.rfind("v", 0) == 0) st.connected.emplace(name, t);  // the viewers' side
+      if (name.rfind("v", 0) == 0) {
+        st.connected.emplace(name, t);  // the viewers' side
+      } else {
+        st.sender_connected.emplace(peer, t);  // the sender's side, by viewer
+      }
+    } else if (word == "started") {
+      std::string peer;
+      Us t;
+      in >> peer >> t;
+      if (name.rfind("v", 0) == 0) {
+        st.started.emplace(name, t);
+      } else {
+        st.sender_started.emplace(peer, t);
+      }
     } else if (word == "mark") {
       std::uint64_t frames, bytes;
       Us t;
@@ -726,6 +742,21 @@ StepResult run_step(const Options& o, const std::string& ws_url, bool epv, int n
     r.join_p50_ms = percentile(joins, 50);
     r.join_max_ms = percentile(joins, 100);
     r.connect_max_ms = percentile(connects, 100);
+    // Where the join time goes: t0 -> the viewer's call starts (offer) -> the sender sees the
+    // offer (call-started) -> the sender is connected (ICE + DTLS) -> the viewer is -> the
+    // viewer's first frame. p50 / max of each milestone, in ms after t0.
+    auto milestone = [&](const std::map<std::string, Us>& m) {
+      std::vector<double> v;
+      for (auto& [name, t] : m) v.push_back(static_cast<double>(t - t0) / 1000.0);
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.0f/%.0f (%zu)", percentile(v, 50), percentile(v, 100),
+                    v.size());
+      return std::string(buf);
+    };
+    r.join_breakdown = "viewer offers " + milestone(st.started) + ", sender has offer " +
+                       milestone(st.sender_started) + ", sender connected " +
+                       milestone(st.sender_connected) + ", viewer connected " +
+                       milestone(st.connected) + ", first frame " + milestone(st.first);
     for (std::size_t i = 0; i < st.ended.size() && i < 3; ++i) r.ended += st.ended[i] + "; ";
   }
   g_usleep(static_cast<gulong>(o.settle_s * 1e6));
@@ -826,6 +857,7 @@ void print_row(const StepResult& r) {
       r.fps_median, r.below, r.encoders, r.kbps, r.sender_cpu, r.sender.threads, r.sender.fds,
       r.sender.rss_mb, r.receivers_cpu, r.machine_busy, r.held ? "held" : "FELL");
   if (!r.ended.empty()) std::printf("           ended: %s\n", r.ended.c_str());
+  std::printf("           join ms p50/max (count): %s\n", r.join_breakdown.c_str());
   if (g_profile) {
     std::vector<std::pair<int, std::string>> by_count;
     for (auto& [name, count] : r.thread_names) by_count.emplace_back(count, name);
