@@ -359,7 +359,8 @@ struct Options {
   std::string pattern = "smpte", server = FANOUT_SERVER, plugin_dir = FANOUT_PLUGIN_DIR,
               netns_pair_run = FANOUT_NETNS_PAIR_RUN, sender_extra, receiver_extra;
   bool shared = true, epv = true, verbose = false;
-  int retries = 1;  // a step that fell is run again this many times; held if any run held
+  bool keep_going = false;  // go on after a step fell (its resources, the 100-viewer join)
+  int retries = 1;          // a step that fell is run again this many times; held if any run held
   double min_fps = 29;
 };
 
@@ -887,6 +888,7 @@ double slope(const std::vector<StepResult>& rs, double (*y)(const StepResult&)) 
 int run_design(const Options& o, const std::string& ws_url, bool epv, int& step_no,
                std::vector<StepResult>& all) {
   int largest = 0;
+  bool fell = false;
   for (int n : epv ? o.epv_steps : o.steps) {
     StepResult r = run_step(o, ws_url, epv, n, ++step_no);
     print_row(r);
@@ -897,8 +899,11 @@ int run_design(const Options& o, const std::string& ws_url, bool epv, int& step_
       print_row(r);
       all.push_back(r);
     }
-    if (!r.held) break;
-    largest = n;
+    if (!r.held) {
+      fell = true;
+      if (!o.keep_going) break;
+    }
+    if (!fell) largest = n;
   }
   return largest;
 }
@@ -924,7 +929,7 @@ void ensure_netns_pair(const Options& o, int argc, char** argv) {
                "              [--bitrate KBPS] [--pattern NAME] [--speed PX] [--min-fps F]\n"
                "              [--sender-extra 'prop=v ...'] [--receiver-extra 'prop=v ...']\n"
                "              [--server PATH] [--plugin-dir DIR] [--netns-pair-run PATH]\n"
-               "              [--retries 1] [--timeout S] [--profile] [--verbose]\n"
+               "              [--retries 1] [--keep-going] [--timeout S] [--profile] [--verbose]\n"
                "Runs itself inside tests/netns-pair-run.sh (root). Exit status: 0 done, 1 the "
                "run went wrong, 2 bad arguments, 3 --timeout.\n");
   std::exit(code);
@@ -1025,6 +1030,8 @@ int main(int argc, char** argv) {
       o.timeout_s = std::atoi(value().c_str());
     else if (a == "--verbose")
       o.verbose = true;
+    else if (a == "--keep-going")
+      o.keep_going = true;
     else if (a == "--retries")
       o.retries = std::max(0, std::atoi(value().c_str()));
     else if (a == "--profile")
