@@ -123,6 +123,8 @@ struct HostOptions {
   int count = 1, max_calls = 1, bitrate = 2000, first_index = 1, speed = 4;
   // Encode per viewer: receiver i calls CALL-i instead of CALL, sender pipelines are NAME-i.
   bool call_each = false;
+  bool no_ice_tcp = false;  // a what-if: libnice's ICE-TCP off in every call's agent
+  int rtx_time_ms = -1;     // a what-if: each call's rtprtxsend keeps this much (max-size-time)
   std::string pattern = "smpte";
   std::string extra;  // more webrtccall properties, "prop=value prop=value"
 };
@@ -219,6 +221,33 @@ gboolean on_bus(GstBus*, GstMessage* msg, gpointer data) {
   return TRUE;
 }
 
+// --no-ice-tcp: each call's webrtcbin gets its libnice agent's "ice-tcp" off as it is added
+// (before the element configures the agent and sets any description).
+int g_rtx_time_ms = -1;
+bool g_no_ice_tcp = false;
+void on_deep_element_added(GstBin*, GstBin*, GstElement* e, gpointer) {
+  GstElementFactory* f = gst_element_get_factory(e);
+  if (f && g_rtx_time_ms >= 0 && g_strcmp0(GST_OBJECT_NAME(f), "rtprtxsend") == 0) {
+    // webrtcbin sets max-size-packets before adding it; time bounds it instead.
+    g_object_set(e, "max-size-packets", 0u, "max-size-time", static_cast<guint>(g_rtx_time_ms),
+                 nullptr);
+    return;
+  }
+  if (!g_no_ice_tcp || !f || g_strcmp0(GST_OBJECT_NAME(f), "webrtcbin") != 0) return;
+  GstObject* ice = nullptr;
+  g_object_get(e, "ice-agent", &ice, nullptr);
+  if (!ice) return;
+  GObject* agent = nullptr;
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent")) {
+    g_object_get(ice, "agent", &agent, nullptr);
+  }
+  if (agent && g_object_class_find_property(G_OBJECT_GET_CLASS(agent), "ice-tcp")) {
+    g_object_set(agent, "ice-tcp", FALSE, nullptr);
+  }
+  if (agent) g_object_unref(agent);
+  gst_object_unref(ice);
+}
+
 gboolean do_call(gpointer) {
   for (auto& v : g_viewers) g_signal_emit_by_name(v->call, "call", v->target.c_str());
   return G_SOURCE_REMOVE;
@@ -256,6 +285,12 @@ void stdin_thread() {
         GstElementFactory* f = gst_element_get_factory(e);
         std::string fname = f ? GST_OBJECT_NAME(f) : G_OBJECT_TYPE_NAME(e);
         ++factories[fname];
+        if (fname == "rtprtxsend" && factories[fname] == 1) {
+          guint packets = 0, time_ms = 0;
+          g_object_get(e, "max-size-packets", &packets, "max-size-time", &time_ms, nullptr);
+          out_line("rtprtxsend max-size-packets=" + std::to_string(packets) +
+                   " max-size-time=" + std::to_string(time_ms));
+        }
         if (fname == "queue" && queues.size() < 400) {
           gchar* path = gst_object_get_path_string(GST_OBJECT(e));
           queues += std::string(" ") + path;
@@ -325,6 +360,12 @@ int run_host(bool sender, const HostOptions& o) {
       g_signal_connect(v->call, "pad-added", G_CALLBACK(on_pad_added), v.get());
     }
     set_props(v->call, o.extra);
+    g_no_ice_tcp = o.no_ice_tcp;
+    g_rtx_time_ms = o.rtx_time_ms;
+    if (o.no_ice_tcp || o.rtx_time_ms >= 0) {
+      g_signal_connect(v->pipeline, "deep-element-added", G_CALLBACK(on_deep_element_added),
+                       nullptr);
+    }
     GstBus* bus = gst_element_get_bus(v->pipeline);
     gst_bus_add_watch(bus, on_bus, v.get());
     gst_object_unref(bus);
@@ -359,8 +400,11 @@ struct Options {
   std::string pattern = "smpte", server = FANOUT_SERVER, plugin_dir = FANOUT_PLUGIN_DIR,
               netns_pair_run = FANOUT_NETNS_PAIR_RUN, sender_extra, receiver_extra;
   bool shared = true, epv = true, verbose = false;
-  bool keep_going = false;  // go on after a step fell (its resources, the 100-viewer join)
-  int retries = 1;          // a step that fell is run again this many times; held if any run held
+  bool sender_no_ice_tcp = false;  // what-if: the sender's calls without ICE-TCP
+  int sender_rtx_time_ms = -1;     // what-if: the sender's rtprtxsend bounded by time
+  std::string sender_wrap;         // a command the sender runs under (heaptrack, perf ...)
+  bool keep_going = false;         // go on after a step fell (its resources, the 100-viewer join)
+  int retries = 1;  // a step that fell is run again this many times; held if any run held
   double min_fps = 29;
 };
 
@@ -660,7 +704,7 @@ StepResult run_step(const Options& o, const std::string& ws_url, bool epv, int n
       ++st.marked;
     } else if ((word == "ended" || word == "error") && !tearing_down) {
       st.ended.push_back(line);
-    } else if ((word == "elements" || word == "queues") && g_profile) {
+    } else if ((word == "elements" || word == "queues" || word == "rtprtxsend") && g_profile) {
       std::printf("           sender %s\n", line.c_str());
     } else if (word == "encoders") {
       st.encoders = line.substr(9);
@@ -690,6 +734,15 @@ StepResult run_step(const Options& o, const std::string& ws_url, bool epv, int n
                                     "--extra",
                                     o.sender_extra};
   if (epv) sargs.push_back("--call-each");  // pipelines S-1..S-N, viewer i calls S-i
+  if (o.sender_no_ice_tcp) sargs.push_back("--no-ice-tcp");
+  if (o.sender_rtx_time_ms >= 0) {
+    sargs.push_back("--rtx-time");
+    sargs.push_back(std::to_string(o.sender_rtx_time_ms));
+  }
+  if (!o.sender_wrap.empty()) {  // e.g. heaptrack: its figures, not ours, are then the point
+    std::vector<std::string> wrap = split(o.sender_wrap, ' ');
+    sargs.insert(sargs.begin(), wrap.begin(), wrap.end());
+  }
   Child sender(sargs, !o.verbose, handler);
   if (sender.pid() <= 0 || !wait_until(st, 20 + 0.5 * n, [&] { return st.ready == 1; })) {
     std::fprintf(stderr, "fanout: the sender did not register\n");
@@ -929,7 +982,10 @@ void ensure_netns_pair(const Options& o, int argc, char** argv) {
                "              [--bitrate KBPS] [--pattern NAME] [--speed PX] [--min-fps F]\n"
                "              [--sender-extra 'prop=v ...'] [--receiver-extra 'prop=v ...']\n"
                "              [--server PATH] [--plugin-dir DIR] [--netns-pair-run PATH]\n"
-               "              [--retries 1] [--keep-going] [--timeout S] [--profile] [--verbose]\n"
+               "              [--sender-no-ice-tcp] [--sender-rtx-time MS] [--sender-wrap CMD] "
+               "[--retries 1] "
+               "[--keep-going] [--timeout S] "
+               "[--profile] [--verbose]\n"
                "Runs itself inside tests/netns-pair-run.sh (root). Exit status: 0 done, 1 the "
                "run went wrong, 2 bad arguments, 3 --timeout.\n");
   std::exit(code);
@@ -976,6 +1032,10 @@ int main(int argc, char** argv) {
         h.extra = value();
       else if (a == "--plugin-dir")
         plugin_dir = value();
+      else if (a == "--rtx-time")
+        h.rtx_time_ms = std::atoi(value().c_str());
+      else if (a == "--no-ice-tcp")
+        h.no_ice_tcp = true;
       else if (a == "--call-each")
         h.call_each = true;
       else
@@ -1030,6 +1090,12 @@ int main(int argc, char** argv) {
       o.timeout_s = std::atoi(value().c_str());
     else if (a == "--verbose")
       o.verbose = true;
+    else if (a == "--sender-wrap")
+      o.sender_wrap = value();
+    else if (a == "--sender-rtx-time")
+      o.sender_rtx_time_ms = std::atoi(value().c_str());
+    else if (a == "--sender-no-ice-tcp")
+      o.sender_no_ice_tcp = true;
     else if (a == "--keep-going")
       o.keep_going = true;
     else if (a == "--retries")
@@ -1099,6 +1165,20 @@ int main(int argc, char** argv) {
   if (o.shared && o.epv && largest_epv > 0) {
     std::printf("ratio: %.1fx (target >= 15x)\n",
                 static_cast<double>(largest_shared) / largest_epv);
+  }
+  // The sender's CPU per extra viewer in each design: a figure a loaded machine disturbs much
+  // less than the frame-rate threshold (another process's burst takes frames, not CPU time).
+  std::vector<StepResult> epv_joined;
+  for (const StepResult& r : all) {
+    if (r.design == "per-viewer" && r.ok && r.joined == r.n) epv_joined.push_back(r);
+  }
+  auto cpu = [](const StepResult& r) { return r.sender_cpu; };
+  if (o.shared && o.epv && held.size() >= 2 && epv_joined.size() >= 2) {
+    double shared_cpu = slope(held, cpu), epv_cpu = slope(epv_joined, cpu);
+    std::printf(
+        "sender CPU per extra viewer: %.2f %% of a core shared, %.1f %% encoding per viewer: "
+        "%.0fx\n",
+        shared_cpu, epv_cpu, shared_cpu > 0 ? epv_cpu / shared_cpu : 0);
   }
   if (!held.empty()) {
     const StepResult& base = held.front();
