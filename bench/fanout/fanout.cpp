@@ -626,7 +626,7 @@ struct StepResult {
   ProcFigures sender;
   std::string ended;  // first few call-ended lines, for the report
   int encoders = -1;
-  std::string join_breakdown;
+  std::string join_breakdown, join_cpu;
   std::map<std::string, int> thread_names;  // the sender's threads by name, digits as #
   bool held = false, ok = true;
 };
@@ -782,12 +782,47 @@ StepResult run_step(const Options& o, const std::string& ws_url, bool epv, int n
     r.ok = false;
     return r;
   }
-  // DTLS certificates are generated in the background when an element starts.
-  g_usleep(1000 * 1000);
+  // The element makes its DTLS certificate on a thread of its own (webrtccall-cert) when it
+  // starts, and every call's DTLS waits for it: an RSA key that took 0.2-2 s on the loaded
+  // machine (perf: 16 % of the sender's CPU during a 100-viewer join). A broadcaster starts
+  // long before its viewers come: wait until every process has its certificate.
+  auto has_cert_thread = [](pid_t pid) { return thread_names(pid).count("webrtccall-cert") > 0; };
+  for (int i = 0; i < 300; ++i) {
+    bool busy = has_cert_thread(sender.pid());
+    for (auto& c : receivers) busy = busy || has_cert_thread(c->pid());
+    if (!busy) break;
+    g_usleep(100 * 1000);
+  }
+  g_usleep(200 * 1000);
+  double join_cpu0 = proc_figures(sender.pid()).cpu_s, join_rcpu0 = 0;
+  for (auto& c : receivers) join_rcpu0 += proc_figures(c->pid()).cpu_s;
+  auto machine0 = machine_cpu();
   Us t0 = now_us();
   for (auto& c : receivers) c->send("call");
   double join_timeout = o.join_timeout_s > 0 ? o.join_timeout_s : 15 + 0.1 * n;
   wait_until(st, join_timeout, [&] { return static_cast<int>(st.first.size()) == n; });
+  {
+    // CPU spent while they joined: the sender's, the receivers', the machine's.
+    Us t1 = now_us();
+    double rcpu = 0;
+    for (auto& c : receivers) rcpu += proc_figures(c->pid()).cpu_s;
+    auto machine1 = machine_cpu();
+    double wall_s = static_cast<double>(t1 - t0) / 1e6;
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "; during the join (%.2f s from CLOCK_MONOTONIC %.6f): sender %.0f %% of a core "
+                  "(%.1f ms a viewer), "
+                  "receivers %.0f %%, machine %.0f %% busy",
+                  wall_s, static_cast<double>(t0) / 1e6,
+                  100 * (proc_figures(sender.pid()).cpu_s - join_cpu0) / wall_s,
+                  1000 * (proc_figures(sender.pid()).cpu_s - join_cpu0) / n,
+                  100 * (rcpu - join_rcpu0) / wall_s,
+                  machine1.second > machine0.second
+                      ? 100.0 * sysconf(_SC_NPROCESSORS_ONLN) * (machine1.first - machine0.first) /
+                            (machine1.second - machine0.second)
+                      : 0);
+    r.join_cpu = buf;
+  }
   {
     std::lock_guard lock(st.m);
     r.joined = static_cast<int>(st.first.size());
@@ -912,7 +947,8 @@ void print_row(const StepResult& r) {
       r.fps_median, r.below, r.encoders, r.kbps, r.sender_cpu, r.sender.threads, r.sender.fds,
       r.sender.rss_mb, r.receivers_cpu, r.machine_busy, r.held ? "held" : "FELL");
   if (!r.ended.empty()) std::printf("           ended: %s\n", r.ended.c_str());
-  std::printf("           join ms p50/max (count): %s\n", r.join_breakdown.c_str());
+  std::printf("           join ms p50/max (count): %s%s\n", r.join_breakdown.c_str(),
+              r.join_cpu.c_str());
   if (g_profile) {
     std::vector<std::pair<int, std::string>> by_count;
     for (auto& [name, count] : r.thread_names) by_count.emplace_back(count, name);
