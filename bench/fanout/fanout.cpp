@@ -977,7 +977,6 @@ double slope(const std::vector<StepResult>& rs, double (*y)(const StepResult&)) 
 int run_design(const Options& o, const std::string& ws_url, bool epv, int& step_no,
                std::vector<StepResult>& all) {
   int largest = 0;
-  bool fell = false;
   for (int n : epv ? o.epv_steps : o.steps) {
     StepResult r = run_step(o, ws_url, epv, n, ++step_no);
     print_row(r);
@@ -988,11 +987,8 @@ int run_design(const Options& o, const std::string& ws_url, bool epv, int& step_
       print_row(r);
       all.push_back(r);
     }
-    if (!r.held) {
-      fell = true;
-      if (!o.keep_going) break;
-    }
-    if (!fell) largest = n;
+    if (r.held) largest = n;  // with --keep-going: the largest that held, before a fall or not
+    if (!r.held && !o.keep_going) break;
   }
   return largest;
 }
