@@ -144,6 +144,7 @@ Settings Engine::settings() const {
   s.admission.backoff_us = static_cast<gint64>(element_->unconnected_backoff) * G_USEC_PER_SEC;
   s.output_encoded = element_->output_encoded;
   s.upnp = element_->upnp;
+  s.ice_tcp = element_->ice_tcp;
   for (char** a = element_->ice_addresses; a && *a; ++a) s.ice_addresses.emplace_back(*a);
   GST_OBJECT_UNLOCK(element_);
   return s;

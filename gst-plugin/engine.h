@@ -44,6 +44,7 @@ struct Settings {
   AdmissionConfig admission;
   bool output_encoded = false;
   bool upnp = false;
+  bool ice_tcp = true;
   std::vector<std::string> ice_addresses;
 };
 

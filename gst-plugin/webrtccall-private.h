@@ -34,6 +34,7 @@ struct _GstWebRTCCall {
   guint refusal_rate;
   gboolean output_encoded;
   gboolean upnp;
+  gboolean ice_tcp;
   GStrv ice_addresses;
   GstWebRTCCallSignaller* signaller;  // owned; replaceable in the NULL state
 
