@@ -140,6 +140,9 @@ void Call::configure_ice_agent() {
     if (g_object_class_find_property(G_OBJECT_GET_CLASS(agent), "upnp")) {
       g_object_set(agent, "upnp", settings_.upnp ? TRUE : FALSE, nullptr);
     }
+    if (!settings_.ice_tcp && g_object_class_find_property(G_OBJECT_GET_CLASS(agent), "ice-tcp")) {
+      g_object_set(agent, "ice-tcp", FALSE, nullptr);
+    }
     for (const std::string& address : settings_.ice_addresses) {
       NiceAddress addr;
       if (nice_address_set_from_string(&addr, address.c_str())) {

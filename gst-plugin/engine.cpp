@@ -147,6 +147,7 @@ Settings Engine::settings() const {
   s.admission.backoff_us = static_cast<gint64>(element_->unconnected_backoff) * G_USEC_PER_SEC;
   s.output_encoded = element_->output_encoded;
   s.upnp = element_->upnp;
+  s.ice_tcp = element_->ice_tcp;
   for (char** a = element_->ice_addresses; a && *a; ++a) s.ice_addresses.emplace_back(*a);
   s.stats_interval_ms = element_->stats_interval;
   s.min_video_bitrate_kbps = element_->min_video_bitrate;

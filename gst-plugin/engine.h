@@ -51,6 +51,7 @@ struct Settings {
   AdmissionConfig admission;
   bool output_encoded = false;
   bool upnp = false;
+  bool ice_tcp = true;
   std::vector<std::string> ice_addresses;
   unsigned stats_interval_ms = 1000;  // 0: no statistics (and no bitrate policy)
   unsigned min_video_bitrate_kbps = 150;

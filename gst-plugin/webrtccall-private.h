@@ -37,6 +37,7 @@ struct _GstWebRTCCall {
   guint stall_timeout;          // s
   gboolean output_encoded;
   gboolean upnp;
+  gboolean ice_tcp;
   GStrv ice_addresses;
 
   guint stats_interval;               // ms, 0: off

@@ -26,6 +26,7 @@ constexpr guint kDefaultLatency = 50;         // ms; webrtcbin's own default is 
 constexpr guint kDefaultCallTimeout = 10;     // s
 constexpr gboolean kDefaultOutputEncoded = FALSE;
 constexpr gboolean kDefaultUpnp = FALSE;
+constexpr gboolean kDefaultIceTcp = TRUE;
 constexpr guint kDefaultMaxReconnectDelay = 30;  // s
 // What a remote may cost (see README, "Limits on remote peers").
 constexpr guint kDefaultConnectTimeout = 10;      // s; ICE+DTLS takes well under 1 s on a LAN
@@ -75,6 +76,7 @@ enum {
   PROP_STALL_TIMEOUT,
   PROP_OUTPUT_ENCODED,
   PROP_UPNP,
+  PROP_ICE_TCP,
   PROP_ICE_ADDRESSES,
   PROP_TLS_CA_FILE,
   PROP_SIGNALLER,
@@ -498,6 +500,9 @@ static void gst_webrtc_call_set_property(GObject* object, guint prop_id, const G
         case PROP_UPNP:
           self->upnp = g_value_get_boolean(value);
           break;
+        case PROP_ICE_TCP:
+          self->ice_tcp = g_value_get_boolean(value);
+          break;
         default:
           G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
           break;
@@ -582,6 +587,9 @@ static void gst_webrtc_call_get_property(GObject* object, guint prop_id, GValue*
       break;
     case PROP_UPNP:
       g_value_set_boolean(value, self->upnp);
+      break;
+    case PROP_ICE_TCP:
+      g_value_set_boolean(value, self->ice_tcp);
       break;
     case PROP_ICE_ADDRESSES:
       get_strv(value, self->ice_addresses);
@@ -758,6 +766,11 @@ static void gst_webrtc_call_class_init(GstWebRTCCallClass* klass) {
   properties[PROP_UPNP] = g_param_spec_boolean(
       "upnp", "UPnP", "Let libnice map ports with UPnP (costs a thread and multicast per call)",
       kDefaultUpnp, rw);
+  properties[PROP_ICE_TCP] = g_param_spec_boolean(
+      "ice-tcp", "ICE-TCP",
+      "Gather and pair TCP candidates too; off, each call has one listening socket and one TCP "
+      "connection less (for many calls where UDP gets through)",
+      kDefaultIceTcp, rw);
   properties[PROP_ICE_ADDRESSES] = gst_param_spec_array(
       "ice-addresses", "ICE addresses",
       "Local IP addresses ICE may use (default: every interface); 127.0.0.1 enables loopback "
@@ -867,6 +880,7 @@ static void gst_webrtc_call_init(GstWebRTCCall* self) {
   self->stall_timeout = kDefaultStallTimeout;
   self->output_encoded = kDefaultOutputEncoded;
   self->upnp = kDefaultUpnp;
+  self->ice_tcp = kDefaultIceTcp;
   self->signaller =
       GST_WEBRTC_CALL_SIGNALLER(g_object_new(GST_TYPE_WEBRTC_CALL_WS_SIGNALLER, nullptr));
   self->engine = new webrtccall::Engine(self);

@@ -90,6 +90,8 @@ struct WebrtcbinSettings {
   bool has_rtpbin = false;
   bool has_upnp = false;
   gboolean upnp = TRUE;
+  bool has_ice_tcp = false;
+  gboolean ice_tcp = FALSE;
 };
 
 WebrtcbinSettings inspect_webrtcbin(Peer& p) {
@@ -113,6 +115,10 @@ WebrtcbinSettings inspect_webrtcbin(Peer& p) {
     if (agent && g_object_class_find_property(G_OBJECT_GET_CLASS(agent), "upnp")) {
       s.has_upnp = true;
       g_object_get(agent, "upnp", &s.upnp, nullptr);
+    }
+    if (agent && g_object_class_find_property(G_OBJECT_GET_CLASS(agent), "ice-tcp")) {
+      s.has_ice_tcp = true;
+      g_object_get(agent, "ice-tcp", &s.ice_tcp, nullptr);
     }
     if (agent) g_object_unref(agent);
     gst_object_unref(ice);
@@ -312,6 +318,44 @@ TEST_F(ElementRules, UpnpAndLatencyReachTheCallsWebrtcbinAndIceAgent) {
   ASSERT_TRUE(a.has_upnp && b.has_upnp) << "the ICE agent has no upnp property";
   EXPECT_FALSE(a.upnp) << "UPnP is on in a call of an element with upnp=false";
   EXPECT_TRUE(b.upnp) << "upnp=true did not reach the ICE agent";
+}
+
+// ice-tcp (on by default) reaches the live call's libnice agent: off, the call has no TCP
+// candidate (bench/fanout: 2 fds a viewer less, a listening socket and the connection the
+// remote's ICE-TCP check opens to it) and still connects over UDP.
+TEST_F(ElementRules, IceTcpReachesTheCallsIceAgent) {
+  Peer alice("alice", "unused", {.fake_signaller = true});
+  Peer bob("bob", "unused", {.extra = "ice-tcp=false", .fake_signaller = true});
+  for (Peer* p : {&alice, &bob}) {
+    ASSERT_TRUE(p->play());
+    ASSERT_TRUE(p->wait_message("webrtccall-registered", {}));
+  }
+  gboolean property = FALSE;
+  g_object_get(alice.element(), "ice-tcp", &property, nullptr);
+  ASSERT_TRUE(property) << "README: ice-tcp defaults to true";
+  alice.call("bob");
+  ASSERT_TRUE(alice.wait_message("webrtccall-call-connected", {{"peer", "bob"}}));
+  ASSERT_TRUE(bob.wait_message("webrtccall-call-connected", {{"peer", "alice"}}));
+  ASSERT_TRUE(received(alice, 5, 5));
+  ASSERT_TRUE(received(bob, 5, 5));
+
+  WebrtcbinSettings a = inspect_webrtcbin(alice), b = inspect_webrtcbin(bob);
+  ASSERT_TRUE(a.found && b.found) << "no webrtcbin inside the element during a call";
+  ASSERT_TRUE(a.has_ice_tcp && b.has_ice_tcp) << "the ICE agent has no ice-tcp property";
+  EXPECT_TRUE(a.ice_tcp) << "ICE-TCP is off in a call of an element with ice-tcp=true";
+  EXPECT_FALSE(b.ice_tcp) << "ice-tcp=false did not reach the ICE agent";
+  // What the remote sees: bob's candidates, sent to alice through the signaller, are UDP only.
+  int bob_tcp = 0, bob_udp = 0, alice_tcp = 0;
+  for (const HubMessage& m : test::fake_hub_log()) {
+    if (m.type != "candidate") continue;
+    bool tcp =
+        m.detail.find(" TCP ") != std::string::npos || m.detail.find(" tcp ") != std::string::npos;
+    if (m.from == "bob") (tcp ? bob_tcp : bob_udp)++;
+    if (m.from == "alice" && tcp) ++alice_tcp;
+  }
+  EXPECT_GT(bob_udp, 0) << describe_log();
+  EXPECT_EQ(bob_tcp, 0) << "bob (ice-tcp=false) sent TCP candidates";
+  EXPECT_GT(alice_tcp, 0) << "alice (ice-tcp on) sent no TCP candidate: the test shows nothing";
 }
 
 // The peer property redials a call that failed, not one the peer refused: a declined call is
