@@ -418,7 +418,9 @@ void Call::watch_branch(SendBranch& branch) {
     GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
     bool key = !GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
     if (!f.open) {
-      ++f.skipped;  // not connected yet: webrtcbin could not send it
+      // Not connected yet: webrtcbin 1.22 would hold it (its transport blocks RTP until the
+      // DTLS keys are set), and the remote could not use what follows without a keyframe.
+      ++f.skipped;
       return GST_PAD_PROBE_DROP;
     }
     if (f.wait_keyframe) {
