@@ -419,30 +419,26 @@ void Call::watch_branch(SendBranch& branch) {
       return GST_PAD_PROBE_OK;
     }
     GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
-    bool key = !GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT);
-    if (!f.open) {
-      ++f.skipped;  // not connected yet: webrtcbin could not send it
-      return GST_PAD_PROBE_DROP;
-    }
-    if (f.wait_keyframe) {
-      if (key) {
-        f.wait_keyframe = false;
-        f.started = true;
+    switch (f.gate.frame(f.open, !GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT),
+                         GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT))) {
+      case KeyframeGate::Verdict::kPass:
         return GST_PAD_PROBE_OK;
+      case KeyframeGate::Verdict::kSkip:
+        ++f.skipped;
+        return GST_PAD_PROBE_DROP;
+      case KeyframeGate::Verdict::kDrop:
+        ++f.gated;
+        return GST_PAD_PROBE_DROP;
+      case KeyframeGate::Verdict::kDropAndRequest: {
+        // The frames this one references were leaked: ask for a keyframe (paced with the
+        // other calls' requests at the encoder).
+        ++f.gated;
+        GstPad* queue_sink = gst_element_get_static_pad(f.queue, "sink");
+        gst_pad_push_event(
+            queue_sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+        gst_object_unref(queue_sink);
+        return GST_PAD_PROBE_DROP;
       }
-      ++(f.started ? f.gated : f.skipped);
-      return GST_PAD_PROBE_DROP;
-    }
-    if (!key && GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DISCONT)) {
-      // The queue leaked before this frame (it marks the next one DISCONT): the frames it
-      // references are gone. Wait for a keyframe, and ask for one (paced with the others).
-      f.wait_keyframe = true;
-      ++f.gated;
-      GstPad* queue_sink = gst_element_get_static_pad(f.queue, "sink");
-      gst_pad_push_event(queue_sink,
-                         gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
-      gst_object_unref(queue_sink);
-      return GST_PAD_PROBE_DROP;
     }
     return GST_PAD_PROBE_OK;
   });
@@ -1091,11 +1087,12 @@ std::string Call::check_health(gint64 now_us) {
     // queue blocks (the queue leaks meanwhile, so the other calls never notice).
     gint64 limit = static_cast<gint64>(settings_.stall_timeout_s) * G_USEC_PER_SEC;
     for (const SendBranch& b : sends_) {
-      gint64 since = std::max({b.flow->last_out_us.load(), b.flow->linked_us, connected_us_});
-      if (now_us - b.flow->last_in_us.load() < G_USEC_PER_SEC && now_us - since > limit) {
-        return "stalled: nothing sent to " + peer_ + " for " +
-               std::to_string((now_us - since) / G_USEC_PER_SEC) + " s while " + b.stream->name +
-               " flows";
+      BranchTimes t{b.flow->last_in_us.load(), b.flow->last_out_us.load(), b.flow->linked_us,
+                    connected_us_};
+      std::int64_t stalled = stalled_for_s(t, now_us, limit);
+      if (stalled >= 0) {
+        return "stalled: nothing sent to " + peer_ + " for " + std::to_string(stalled) +
+               " s while " + b.stream->name + " flows";
       }
     }
   }

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "branch-flow.h"
 #include "engine.h"
 #include "fingerprint.h"
 #include "negotiation.h"
@@ -111,11 +112,10 @@ class Call {
     gint64 linked_us = 0;
     // Video: nothing passes before the call is connected (`open`), then nothing until a
     // keyframe, and after a leak nothing until the next one (a viewer never gets a delta
-    // frame whose reference it lacks).
+    // frame whose reference it lacks): branch-flow.h. The gate runs on the queue's thread.
     bool video = false;
     std::atomic<bool> open{false};
-    std::atomic<bool> wait_keyframe{true};
-    std::atomic<bool> started{false};  // a keyframe went through
+    KeyframeGate gate;
     guint64 dropped() const;
   };
   struct SendBranch {
