@@ -13,8 +13,8 @@
 //                             Default: none. Peers on one network need no server, and the
 //                             page never contacts a public STUN server on its own.
 //   ?name=alice               prefill the login name.
-//   ?watch=NAME               the watch page instead (main.js, watch.js): a receive-only
-//                             call to NAME, no login, no camera.
+//   ?watch=NAME               the watch page instead (watch.js, which this module loads):
+//                             a receive-only call to NAME, no login, no camera.
 
 import {Call, MediaAccessError} from "./call.js";
 import {parseIceServers as parseIceServers_} from "./ice.js";
@@ -470,46 +470,57 @@ function onConnectionState(event) {
 
 // ---- wiring -------------------------------------------------------------------------------
 
-signaling.addEventListener("state", onConnectionState);
-signaling.addEventListener("message", onMessage);
+// The call page's wiring, run when the module loads (below), so that its handlers are in place
+// before the page's load event: a login typed at once is never lost.
+function start() {
+  signaling.addEventListener("state", onConnectionState);
+  signaling.addEventListener("message", onMessage);
 
-ui.loginForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  // The server trims and normalizes names too; doing it here keeps our own name recognizable
-  // in the user list.
-  const name = ui.loginName.value.trim().normalize("NFC");
-  if (!name) {
-    showBanner("Enter a name to log in.", "error");
-    return;
-  }
-  hideBanner();
-  signaling.connect(name);
-});
-ui.reconnect.addEventListener("click", () => {
-  hideBanner();
-  if (signaling.state === "reconnecting") {
-    signaling.reconnectNow();
-  } else {
-    signaling.connect(signaling.name);
-  }
-});
-ui.bannerClose.addEventListener("click", hideBanner);
-ui.accept.addEventListener("click", acceptCall);
-ui.decline.addEventListener("click", declineCall);
-ui.hangUp.addEventListener("click", hangUp);
-ui.chatForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const text = ui.chatInput.value;
-  if (!text.trim()) return;
-  if (signaling.send({type: "message", text, id: signaling.id, date: Date.now()})) {
-    ui.chatInput.value = "";
-  } else {
-    showBanner("Not connected: the message was not sent.", "error");
-  }
-});
-// Leaving the page ends the call for the peer too (not every server does that for us).
-window.addEventListener("pagehide", () => endCall("", "info", {notifyPeer: true}));
+  ui.loginForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    // The server trims and normalizes names too; doing it here keeps our own name recognizable
+    // in the user list.
+    const name = ui.loginName.value.trim().normalize("NFC");
+    if (!name) {
+      showBanner("Enter a name to log in.", "error");
+      return;
+    }
+    hideBanner();
+    signaling.connect(name);
+  });
+  ui.reconnect.addEventListener("click", () => {
+    hideBanner();
+    if (signaling.state === "reconnecting") {
+      signaling.reconnectNow();
+    } else {
+      signaling.connect(signaling.name);
+    }
+  });
+  ui.bannerClose.addEventListener("click", hideBanner);
+  ui.accept.addEventListener("click", acceptCall);
+  ui.decline.addEventListener("click", declineCall);
+  ui.hangUp.addEventListener("click", hangUp);
+  ui.chatForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = ui.chatInput.value;
+    if (!text.trim()) return;
+    if (signaling.send({type: "message", text, id: signaling.id, date: Date.now()})) {
+      ui.chatInput.value = "";
+    } else {
+      showBanner("Not connected: the message was not sent.", "error");
+    }
+  });
+  // Leaving the page ends the call for the peer too (not every server does that for us).
+  window.addEventListener("pagehide", () => endCall("", "info", {notifyPeer: true}));
 
-ui.loginName.value = params.get("name") ?? "";
-renderConnection();
-renderCall();
+  ui.loginName.value = params.get("name") ?? "";
+  renderConnection();
+  renderCall();
+}
+
+// index.html?watch=NAME is the watch page (watch.js: a receive-only call to NAME) instead.
+if (params.has("watch")) {
+  import("./watch.js");
+} else {
+  start();
+}

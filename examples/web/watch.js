@@ -1,4 +1,4 @@
-// The watch page: index.html?watch=NAME (main.js loads this module instead of app.js). It
+// The watch page: index.html?watch=NAME (app.js loads this module instead of wiring itself). It
 // registers as a viewer (&name=, or viewer-<random>), calls NAME receive-only (call.js with
 // receiveOnly: no camera or microphone is ever asked for) and plays what NAME sends. When NAME
 // is not online, hangs up, drops, or the server goes away, it says so and calls again once NAME

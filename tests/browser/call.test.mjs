@@ -40,10 +40,17 @@ const pageErrors = [];
 
 // Opens the web client in a browser context of its own (its own profile, like another
 // person). relay: a Relay that carries the page's signaling WebSocket. noCamera: the browser
-// refuses camera and microphone, as when a person clicks "Block".
-async function openClient(name, {relay, noCamera} = {}) {
+// refuses camera and microphone, as when a person clicks "Block". lateScript: the page's
+// script (app.js) arrives 700 ms after the page asked for it, as on a slow network.
+async function openClient(name, {relay, noCamera, lateScript} = {}) {
   const context = await browser.newContext();
   if (relay) await context.routeWebSocket(() => true, (ws) => relay.attach(ws));
+  if (lateScript) {
+    await context.route("**/app.js", async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      await route.continue();
+    });
+  }
   if (noCamera) {
     await context.addInitScript(() => {
       navigator.mediaDevices.getUserMedia = () =>
@@ -191,8 +198,10 @@ let failed = false;
 try {
   let alice, bob;
 
+  // bob's script comes late: the page must not take a login before its script is wired (a
+  // script loaded by another module after the load event lost it: CI failed that way).
   await step("alice and bob open the web client and log in", async () => {
-    [alice, bob] = await Promise.all([openClient("alice"), openClient("bob")]);
+    [alice, bob] = await Promise.all([openClient("alice"), openClient("bob", {lateScript: true})]);
     await login(alice, "alice");
     await login(bob, "bob");
   });
