@@ -32,6 +32,7 @@
 #include <thread>
 #include <utility>
 
+#include "../../tests/pad-consumer.h"
 #include "soak-common.h"
 
 #ifndef SOAK_SERVER
@@ -107,19 +108,7 @@ class Pipeline {
     if (!pipeline_) return;
     call_ = gst_bin_get_by_name(GST_BIN(pipeline_), "call");
     g_signal_connect(call_, "pad-added", G_CALLBACK(on_pad_added), this);
-    g_signal_connect(call_, "pad-removed", G_CALLBACK(+[](GstElement*, GstPad* pad, gpointer data) {
-                       auto* self = static_cast<Pipeline*>(data);
-                       GstPad* peer = gst_pad_get_peer(pad);
-                       if (!peer) return;
-                       GstElement* sink = gst_pad_get_parent_element(peer);
-                       gst_object_unref(peer);
-                       if (!sink) return;
-                       gst_element_set_locked_state(sink, TRUE);
-                       gst_element_set_state(sink, GST_STATE_NULL);
-                       gst_bin_remove(GST_BIN(self->pipeline_), sink);
-                       gst_object_unref(sink);
-                     }),
-                     this);
+    test::remove_consumers_of_removed_pads(call_, &pipeline_);
     // For hang_up_at_answer(): each call's webrtcbin, as the element adds it.
     g_signal_connect(pipeline_, "deep-element-added",
                      G_CALLBACK(+[](GstBin*, GstBin*, GstElement* e, gpointer data) {

@@ -440,6 +440,19 @@ class FilesTest : public ::testing::Test {
 
 const char* kSenderIce = " ice-addresses=<\"10.77.1.1\"> ";
 
+// A sender pipeline that sends nothing of its own (no test sources): `properties` for the
+// element, then `input` (gst-launch syntax) feeding its sink pads.
+test::PeerOptions file_sender(const std::string& properties, const std::string& input) {
+  test::PeerOptions o;
+  o.send_video = o.send_audio = false;
+  o.extra = properties + kSenderIce + input;
+  return o;
+}
+// The H.264 file `file` as it is, to the element's video_0.
+std::string h264_input(const std::string& file) {
+  return "filesrc location=" + file + " ! matroskademux ! h264parse ! call.video_0";
+}
+
 // README's way to start a file for its viewers: once `n` calls are connected (a slow machine
 // or AddressSanitizer can take seconds; the file plays on meanwhile), a flushing seek to 0.
 bool start_file_for_viewers(test::Peer& sender, int n) {
@@ -456,10 +469,7 @@ bool start_file_for_viewers(test::Peer& sender, int n) {
 // every viewer (not faster), and the file takes its 10 s from the start the viewers get. The
 // viewers send nothing: their recvonly offers get sendonly answers.
 TEST_F(FilesTest, EncodedFileToFiveViewersInRealTime) {
-  test::PeerOptions o;
-  o.send_video = o.send_audio = false;
-  o.extra = std::string("max-calls=5") + kSenderIce + "filesrc location=" + kH264File +
-            " ! matroskademux ! h264parse ! call.video_0";
+  test::PeerOptions o = file_sender("max-calls=5", h264_input(kH264File));
   test::Peer sender("sender", server_->ws_url(), o);
   ASSERT_NE(sender.element(), nullptr);
   EosWatch eos(sender.element(), "video_0");
@@ -507,11 +517,11 @@ TEST_F(FilesTest, EncodedFileToFiveViewersInRealTime) {
 // A file decoded by decodebin (raw input, encoded once by the element) goes out at its own
 // 15 fps, audio and video each at their running time on the pipeline clock (so in step).
 TEST_F(FilesTest, DecodedFileInRealTimeAudioAndVideoInStep) {
-  test::PeerOptions o;
-  o.send_video = o.send_audio = false;
-  o.extra = std::string("max-calls=2") + kSenderIce + "filesrc location=" + kAvFile +
-            " ! decodebin name=d d. ! video/x-raw ! queue ! videoconvert ! call.video_0 "
-            "d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! call.audio_0";
+  test::PeerOptions o =
+      file_sender("max-calls=2",
+                  "filesrc location=" + kAvFile +
+                      " ! decodebin name=d d. ! video/x-raw ! queue ! videoconvert ! call.video_0 "
+                      "d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! call.audio_0");
   test::Peer sender("sender", server_->ws_url(), o);
   ASSERT_NE(sender.element(), nullptr);
   EosWatch eos(sender.element(), "video_0");
@@ -553,10 +563,7 @@ TEST_F(FilesTest, DecodedFileInRealTimeAudioAndVideoInStep) {
 // starts again (the element posts reset-time like a sink), and the seek reaches the file
 // through the element (it is the pipeline's only sink).
 TEST_F(FilesTest, FlushingSeekPlaysAgainInRealTime) {
-  test::PeerOptions o;
-  o.send_video = o.send_audio = false;
-  o.extra = std::string(kSenderIce) + "filesrc location=" + kShortH264File +
-            " ! matroskademux ! h264parse ! call.video_0";
+  test::PeerOptions o = file_sender("", h264_input(kShortH264File));
   test::Peer sender("sender", server_->ws_url(), o);
   ASSERT_NE(sender.element(), nullptr);
   EosWatch eos(sender.element(), "video_0");
@@ -580,10 +587,7 @@ TEST_F(FilesTest, FlushingSeekPlaysAgainInRealTime) {
 // A paused pipeline holds the file where it is (the calls stay up, shorter than
 // call-timeout) and goes on from there in real time when it plays again.
 TEST_F(FilesTest, PausedPipelineGoesOnWhereItWas) {
-  test::PeerOptions o;
-  o.send_video = o.send_audio = false;
-  o.extra = std::string(kSenderIce) + "filesrc location=" + kH264File +
-            " ! matroskademux ! h264parse ! call.video_0";
+  test::PeerOptions o = file_sender("", h264_input(kH264File));
   test::Peer sender("sender", server_->ws_url(), o);
   ASSERT_NE(sender.element(), nullptr);
   EosWatch eos(sender.element(), "video_0");
@@ -625,10 +629,7 @@ TEST_F(FilesTest, PausedPipelineGoesOnWhereItWas) {
 // then a non-flushing one on each SEGMENT_DONE. The second time through goes at the file's
 // rate too: the running time goes on across the loop and no buffer goes out early.
 TEST_F(FilesTest, SegmentSeeksLoopTheFileInRealTime) {
-  test::PeerOptions o;
-  o.send_video = o.send_audio = false;
-  o.extra = std::string(kSenderIce) + "filesrc location=" + kShortH264File +
-            " ! matroskademux ! h264parse ! call.video_0";
+  test::PeerOptions o = file_sender("", h264_input(kShortH264File));
   test::Peer sender("sender", server_->ws_url(), o);
   ASSERT_NE(sender.element(), nullptr);
   EosWatch eos(sender.element(), "video_0");

@@ -1,5 +1,6 @@
 #include "peer.h"
 
+#include "../pad-consumer.h"
 #include "fake-signaller.h"
 
 #include <dirent.h>
@@ -104,19 +105,7 @@ Peer::Peer(const std::string& name, const std::string& url, PeerOptions o) : nam
   }
   g_signal_connect(call_, "pad-added", G_CALLBACK(on_pad_added), this);
   // As an application would: a call's pad goes, so does what consumed it.
-  g_signal_connect(call_, "pad-removed", G_CALLBACK(+[](GstElement*, GstPad* pad, gpointer data) {
-                     auto* self = static_cast<Peer*>(data);
-                     GstPad* peer = gst_pad_get_peer(pad);
-                     if (!peer) return;
-                     GstElement* sink = gst_pad_get_parent_element(peer);
-                     gst_object_unref(peer);
-                     if (!sink) return;
-                     gst_element_set_locked_state(sink, TRUE);
-                     gst_element_set_state(sink, GST_STATE_NULL);
-                     gst_bin_remove(GST_BIN(self->pipeline_), sink);
-                     gst_object_unref(sink);
-                   }),
-                   this);
+  remove_consumers_of_removed_pads(call_, &pipeline_);
   GstBus* bus = gst_element_get_bus(pipeline_);
   gst_bus_set_sync_handler(bus, on_bus, this, nullptr);
   gst_object_unref(bus);

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "../pad-consumer.h"
+
 namespace {
 
 struct Options {
@@ -201,16 +203,7 @@ void on_pad_added(GstElement*, GstPad* pad, gpointer data) {
 
 // A call's pad goes: so does its fakesink.
 void on_pad_removed(GstElement*, GstPad* pad, gpointer data) {
-  auto* v = static_cast<Viewer*>(data);
-  GstPad* peer = gst_pad_get_peer(pad);
-  if (!peer) return;
-  GstElement* sink = gst_pad_get_parent_element(peer);
-  gst_object_unref(peer);
-  if (!sink) return;
-  gst_element_set_locked_state(sink, TRUE);
-  gst_element_set_state(sink, GST_STATE_NULL);
-  gst_bin_remove(GST_BIN(v->pipeline), sink);
-  gst_object_unref(sink);
+  test::remove_pad_consumer(static_cast<Viewer*>(data)->pipeline, pad);
 }
 
 std::string field(const GstStructure* s, const char* name) {
