@@ -50,14 +50,18 @@ GstWebRTCStatsType stats_type(const GstStructure* s) {
 // webrtcbin's get-stats reply -> what call-stats.h takes. In webrtcbin 1.22 an outbound-rtp
 // entry has no remote-id: its remote-inbound-rtp entry (from the remote's receiver reports)
 // points back to it with local-id, and gives no jitter but the report block's (rb-jitter, in
-// RTP clock units, inside its gst-rtpsource-stats).
+// RTP clock units, inside its gst-rtpsource-stats). In a call that also receives, its
+// outbound-rtp entries name a receive pad's codec (`codec-id` codec-stats-src_N, no
+// mime-type) and may say kind=video for the audio: the codec of an outbound stream is the
+// "encode" codec entry with its SSRC (codec-stats-sink_N), and its kind that codec's.
 CallSample sample_of(const GstStructure* reply, gint64 now_us) {
   struct Ctx {
     const GstStructure* reply;
     std::map<std::string, OutboundSample> outbound;  // by stats id
     std::map<std::string, int> clock_rates;          // by outbound stats id
     std::vector<const GstStructure*> remote;
-  } ctx{reply, {}, {}, {}};
+    std::map<std::uint32_t, const GstStructure*> encode_codecs;  // by SSRC
+  } ctx{reply, {}, {}, {}, {}};
   gst_structure_foreach(
       reply,
       [](GQuark, const GValue* value, gpointer data) -> gboolean {
@@ -66,6 +70,10 @@ CallSample sample_of(const GstStructure* reply, gint64 now_us) {
         const GstStructure* s = gst_value_get_structure(value);
         GstWebRTCStatsType type = stats_type(s);
         if (type == GST_WEBRTC_STATS_REMOTE_INBOUND_RTP) c->remote.push_back(s);
+        if (type == GST_WEBRTC_STATS_CODEC && gst_structure_has_field(s, "ssrc") &&
+            g_strcmp0(gst_structure_get_string(s, "codec-type"), "encode") == 0) {
+          c->encode_codecs[static_cast<std::uint32_t>(counter(s, "ssrc"))] = s;
+        }
         const char* id = gst_structure_get_string(s, "id");
         if (type != GST_WEBRTC_STATS_OUTBOUND_RTP || !id) return TRUE;
         OutboundSample out;
@@ -76,23 +84,30 @@ CallSample sample_of(const GstStructure* reply, gint64 now_us) {
         out.plis = counter(s, "pli-count");
         out.firs = counter(s, "fir-count");
         if (const char* kind = gst_structure_get_string(s, "kind")) out.kind = kind;
-        if (const GstStructure* codec =
-                stats_entry(c->reply, gst_structure_get_string(s, "codec-id"))) {
-          // "video/VP8": the kind and the encoding name.
-          if (const char* mime = gst_structure_get_string(codec, "mime-type")) {
-            std::string m = mime;
-            auto slash = m.find('/');
-            if (slash != std::string::npos) {
-              if (out.kind.empty()) out.kind = m.substr(0, slash);
-              out.codec = m.substr(slash + 1);
-            }
-          }
-          c->clock_rates[id] = static_cast<int>(number(codec, "clock-rate"));
-        }
         c->outbound[id] = std::move(out);
+        c->clock_rates[id] = 0;
         return TRUE;
       },
       &ctx);
+  for (auto& [id, out] : ctx.outbound) {
+    auto encode = ctx.encode_codecs.find(out.ssrc);
+    const GstStructure* s = stats_entry(reply, id.c_str());
+    const GstStructure* codec =
+        encode != ctx.encode_codecs.end()
+            ? encode->second
+            : stats_entry(reply, s ? gst_structure_get_string(s, "codec-id") : nullptr);
+    if (!codec) continue;
+    // "video/VP8": the kind and the encoding name.
+    if (const char* mime = gst_structure_get_string(codec, "mime-type")) {
+      std::string m = mime;
+      auto slash = m.find('/');
+      if (slash != std::string::npos) {
+        out.kind = m.substr(0, slash);
+        out.codec = m.substr(slash + 1);
+      }
+    }
+    ctx.clock_rates[id] = static_cast<int>(number(codec, "clock-rate"));
+  }
   for (const GstStructure* remote : ctx.remote) {
     const char* local = gst_structure_get_string(remote, "local-id");
     auto it = local ? ctx.outbound.find(local) : ctx.outbound.end();

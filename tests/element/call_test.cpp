@@ -36,6 +36,34 @@ class ElementCall : public ::testing::Test {
   ServerProcess server_;
 };
 
+// A call that sends and receives reports what it sends by its own codec on both ends: in
+// such a call webrtcbin 1.22's outbound-rtp entries point at a receive pad's (empty) codec
+// and may call the audio video, which left video-codec empty and video-bitrate 0 (and so no
+// bitrate policy for the calls of the demo and the web client).
+TEST_F(ElementCall, StatisticsOfACallBothWaysNameWhatItSends) {
+  Peer bob("bob", server_.ws_url(), {.extra = "stats-interval=300"});
+  ASSERT_TRUE(bob.play());
+  ASSERT_TRUE(bob.wait_message("webrtccall-registered", {{"name", "bob"}}));
+  Peer alice("alice", server_.ws_url(), {.peer = "bob", .extra = "stats-interval=300"});
+  ASSERT_TRUE(alice.play());
+  ASSERT_TRUE(received_media(alice, 30, 30));
+  ASSERT_TRUE(received_media(bob, 30, 30));
+  for (auto [p, remote] : {std::pair<Peer*, const char*>{&alice, "bob"}, {&bob, "alice"}}) {
+    GstStructure* s =
+        p->wait_message("webrtccall-stats", {{"peer", remote}, {"video-codec", "VP8"}});
+    ASSERT_TRUE(s) << "no statistics of the call with " << remote << " name VP8";
+    // Later rounds too, with the video's own share of the bitrate.
+    GstStructure* later = p->wait_message("webrtccall-stats", {{"peer", remote}});
+    ASSERT_TRUE(later);
+    double video = 0, all = 0;
+    gst_structure_get_double(later, "video-bitrate", &video);
+    gst_structure_get_double(later, "bitrate", &all);
+    EXPECT_STREQ(gst_structure_get_string(later, "video-codec"), "VP8");
+    EXPECT_GT(video, 0.0) << remote;
+    EXPECT_LT(video, all) << remote << ": the audio is not video";
+  }
+}
+
 TEST_F(ElementCall, AudioAndVideoBothWaysHangUpAndCallAgain) {
   Peer bob("bob", server_.ws_url());
   ASSERT_TRUE(bob.play());
