@@ -6,7 +6,7 @@
 #     every suite again, and any sanitizer report (or leak) fails its test
 #     (tests/sanitizers/);
 #  3. build-fuzz/: the libFuzzer build (clang, -Dfuzzing=enabled): each fuzz target runs
-#     coverage-guided for -Dfuzz-seconds (60) with ASan and UBSan.
+#     coverage-guided for -Dfuzz-seconds (40) with ASan and UBSan.
 # Extra arguments go to `meson test` in 1 and 2 (e.g. --suite unit); 3 runs when there are
 # none or they name the fuzz suite. STEPS="normal asan fuzz" picks steps (e.g. STEPS=normal
 # for a quick local run); BUILDDIR, ASAN_BUILDDIR and FUZZ_BUILDDIR name the build dirs.

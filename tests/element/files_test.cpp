@@ -868,7 +868,7 @@ struct UnlinkedSender {
   }
 };
 
-// Viewers that send video and audio call a pipeline whose source pads nobody links, ten
+// Viewers that send video and audio call a pipeline whose source pads nobody links, six
 // times in turn: every call works (the viewer decodes the sender's video) and ends only when
 // the viewer leaves, the pipeline plays on without an error or warning, and each call's
 // source pads (video and audio) come and go without leaving threads or fds behind.
@@ -879,7 +879,7 @@ TEST_F(FilesTest, UnlinkedSourcePadsManyCalls) {
   std::this_thread::sleep_for(1s);  // registered, encoders idle: the baseline
   test::wait_settled();
   int threads0 = test::count_threads(), fds0 = test::count_fds();
-  constexpr int kCycles = 10;
+  constexpr int kCycles = 6;
   Viewers viewers(server_->ws_url(), "talker", 1, "sender", 15, /*send=*/true, kCycles);
   gint64 started = now_ms();
   while (now_ms() - started < 120000 && viewers.lines("cycle").size() < kCycles) {
