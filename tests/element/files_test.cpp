@@ -587,6 +587,11 @@ TEST_F(FilesTest, FlushingSeekPlaysAgainInRealTime) {
 // A paused pipeline holds the file where it is (the calls stay up, shorter than
 // call-timeout) and goes on from there in real time when it plays again.
 TEST_F(FilesTest, PausedPipelineGoesOnWhereItWas) {
+#ifdef __SANITIZE_ADDRESS__
+  // A check of timing (GStreamer's pause, the element's clock waits) through code every other
+  // test here runs too: the normal build's run is the one that tells.
+  GTEST_SKIP() << "timing only: run in the normal build";
+#endif
   test::PeerOptions o = file_sender("", h264_input(kH264File));
   test::Peer sender("sender", server_->ws_url(), o);
   ASSERT_NE(sender.element(), nullptr);
