@@ -1,6 +1,7 @@
 #include "peer.h"
 
 #include "../pad-consumer.h"
+#include "../wait-until.h"
 #include "fake-signaller.h"
 
 #include <dirent.h>
@@ -266,16 +267,8 @@ std::vector<std::string> Peer::calls() const {
 bool Peer::wait_until(std::function<bool()> pred, int timeout_ms) {
   // Re-checked on every buffer and message, and at least every 20 ms for conditions that
   // change without either (pads removed, threads ended).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::unique_lock lock(mutex_);
-  while (true) {
-    lock.unlock();
-    bool ok = pred();
-    lock.lock();
-    if (ok) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    cond_.wait_for(lock, std::chrono::milliseconds(20));
-  }
+  return wait_until_locked(lock, cond_, pred, timeout_ms, 20);
 }
 
 std::string Peer::video_caps() const {

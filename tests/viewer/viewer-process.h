@@ -5,6 +5,8 @@
 //   v.wait([&] { return v.count("first-frame") == 9; }, 30000);
 #pragma once
 
+#include "../wait-until.h"
+
 #include <json-glib/json-glib.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -97,16 +99,8 @@ class ViewerProcess {
   }
   // Waits until `pred` holds (checked on every line and every 50 ms).
   bool wait(std::function<bool()> pred, int timeout_ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     std::unique_lock lock(mutex_);
-    while (true) {
-      lock.unlock();
-      bool ok = pred();
-      lock.lock();
-      if (ok) return true;
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      cond_.wait_for(lock, std::chrono::milliseconds(50));
-    }
+    return wait_until_locked(lock, cond_, pred, timeout_ms, 50);
   }
   bool eof() const {
     std::lock_guard lock(mutex_);
